@@ -1,0 +1,249 @@
+//! The task's git operations on the host: checkout, commit, push, diff size and merge, each
+//! safe to repeat (a retry never commits twice, pushes twice or rewrites history).
+
+mod cli;
+
+use std::path::{Path, PathBuf};
+
+use cli::Git;
+pub use cli::GitError;
+
+/// The agent's share in every commit it helped write.
+pub const AGENT_TRAILER: &str = "Co-authored-by: errand-agent <agent@errand.invalid>";
+/// Records which `repo` argument a checkout was cloned from, to recognise it on reuse.
+const REPO_CONFIG_KEY: &str = "errand.repo";
+
+/// Clone `repo` (URL or path) into `dest` and check out `branch`: from the remote's `branch`
+/// if it exists (a checkpoint of earlier work), else new at origin/`base`. If `dest` is already
+/// a checkout of that repo, reuse it (fetch, keep local work). Returns the commit of
+/// origin/`base` the task started from (the merge-base if the branch exists). An unreachable
+/// repo or missing base branch is `GitError::BadInput` naming it.
+pub async fn checkout_task(repo: &str, base: &str, branch: &str, dest: &Path) -> Result<String, GitError> {
+    validate_branch("base", base).await?;
+    validate_branch("branch", branch).await?;
+    if base == branch {
+        return Err(GitError::bad_input(format!("branch {branch:?} must differ from the base branch")));
+    }
+    if is_checkout_of(repo, dest).await? {
+        Git::in_dir(dest).run(&["fetch", "--quiet", "--prune", "origin"]).await?;
+    } else {
+        clone(repo, dest).await?;
+    }
+    let git = Git::in_dir(dest);
+    let base_ref = format!("refs/remotes/origin/{base}");
+    let Some(_) = git.commit_of(&base_ref).await? else {
+        return Err(GitError::bad_input(format!("base branch {base:?} not found in {repo}")));
+    };
+    let local_ref = format!("refs/heads/{branch}");
+    let remote_ref = format!("refs/remotes/origin/{branch}");
+    let remote = git.commit_of(&remote_ref).await?;
+    if git.commit_of(&local_ref).await?.is_some() {
+        let current = git.output(&["symbolic-ref", "--quiet", "HEAD"]).await?;
+        if current.stdout.trim() != local_ref {
+            git.run(&["checkout", "--quiet", branch]).await?;
+        }
+        // The remote checkpoint may be ahead (pushed from another workspace): catch up when
+        // that cannot lose anything; local commits ahead of it are kept as they are.
+        if let Some(remote) = remote {
+            if git.check(&["merge-base", "--is-ancestor", "HEAD", &remote]).await? {
+                git.run(&["merge", "--quiet", "--ff-only", &remote]).await?;
+            }
+        }
+    } else {
+        let start = if remote.is_some() { &remote_ref } else { &base_ref };
+        git.run(&["checkout", "--quiet", "--no-track", "-b", branch, start]).await?;
+    }
+    git.run(&["merge-base", "HEAD", &base_ref]).await
+}
+
+/// Stage everything and commit if anything changed, with the agent as co-author. Returns the
+/// new commit, or None when there was nothing to commit.
+pub async fn commit_all(
+    dest: &Path,
+    message: &str,
+    author_name: &str,
+    author_email: &str,
+) -> Result<Option<String>, GitError> {
+    if message.trim().is_empty() {
+        return Err(GitError::bad_input("commit message is empty"));
+    }
+    validate_identity(author_name, author_email)?;
+    let git = Git::in_dir(dest);
+    git.run(&["add", "--all"]).await?;
+    if git.check(&["diff", "--cached", "--quiet"]).await? {
+        return Ok(None);
+    }
+    let git = git.identity(author_name, author_email);
+    git.run(&["commit", "--quiet", "--no-verify", "--message", message, "--trailer", AGENT_TRAILER])
+        .await?;
+    git.run(&["rev-parse", "HEAD"]).await.map(Some)
+}
+
+/// Push HEAD to refs/heads/`branch` on origin, never forced. Does nothing if the remote branch
+/// already equals HEAD. Returns (remote head, whether this call pushed).
+pub async fn push_branch(dest: &Path, branch: &str) -> Result<(String, bool), GitError> {
+    validate_branch("branch", branch).await?;
+    let git = Git::in_dir(dest);
+    let head = git.run(&["rev-parse", "--verify", "HEAD^{commit}"]).await?;
+    let refname = format!("refs/heads/{branch}");
+    if remote_head(&git, &refname).await?.as_deref() == Some(head.as_str()) {
+        return Ok((head, false));
+    }
+    push(&git, &format!("{head}:{refname}"), &refname).await?;
+    Ok((head, true))
+}
+
+/// Number of files changed between `base_commit` and HEAD (a rename counts as two paths).
+pub async fn changed_files(dest: &Path, base_commit: &str) -> Result<u32, GitError> {
+    let git = Git::in_dir(dest);
+    let Some(base) = git.commit_of(base_commit).await? else {
+        return Err(GitError::bad_input(format!("base commit {base_commit:?} not found in {}", dest.display())));
+    };
+    let names = git.run(&["diff", "--name-only", "-z", "--no-renames", &base, "HEAD", "--"]).await?;
+    let count = names.split('\0').filter(|name| !name.is_empty()).count();
+    Ok(u32::try_from(count).unwrap_or(u32::MAX))
+}
+
+/// Merge `commit` into origin's `base` with a merge commit (author and committer `merger`)
+/// and push it. If `commit` is already part of origin/`base`, does nothing. Returns the base
+/// head. The merge is computed without a worktree, so the workspace is never touched, and a
+/// conflict is `GitError::MergeConflict`.
+pub async fn merge_into_base(
+    dest: &Path,
+    base: &str,
+    commit: &str,
+    merger_name: &str,
+    merger_email: &str,
+) -> Result<String, GitError> {
+    validate_branch("base", base).await?;
+    validate_identity(merger_name, merger_email)?;
+    let git = Git::in_dir(dest);
+    let Some(commit) = git.commit_of(commit).await? else {
+        return Err(GitError::bad_input(format!("commit {commit:?} not found in {}", dest.display())));
+    };
+    let base_ref = format!("refs/remotes/origin/{base}");
+    let fetch = git.output(&["fetch", "--quiet", "origin", &format!("+refs/heads/{base}:{base_ref}")]).await?;
+    if fetch.code != Some(0) {
+        if fetch.stderr.contains("couldn't find remote ref") {
+            return Err(GitError::bad_input(format!("base branch {base:?} not found on origin")));
+        }
+        return Err(cli::failed(&["fetch", "origin", base], &fetch));
+    }
+    let base_head = git.run(&["rev-parse", "--verify", &base_ref]).await?;
+    if git.check(&["merge-base", "--is-ancestor", &commit, &base_head]).await? {
+        return Ok(base_head);
+    }
+    let args = ["merge-tree", "--write-tree", "--no-messages", "--name-only", &base_head, &commit];
+    let merged = git.output(&args).await?;
+    let mut lines = merged.stdout.lines();
+    let tree = match merged.code {
+        Some(0) => lines.next().unwrap_or_default().to_owned(),
+        Some(1) => {
+            let files = lines.skip(1).map(str::to_owned).collect();
+            return Err(GitError::MergeConflict { base: base.to_owned(), commit, files });
+        }
+        _ => return Err(cli::failed(&args, &merged)),
+    };
+    let message = format!("Merge commit {commit} into {base}");
+    let merge = git
+        .clone()
+        .identity(merger_name, merger_email)
+        .run(&["commit-tree", &tree, "-p", &base_head, "-p", &commit, "-m", &message])
+        .await?;
+    let refname = format!("refs/heads/{base}");
+    push(&git, &format!("{merge}:{refname}"), &refname).await?;
+    Ok(merge)
+}
+
+/// The commit `refname` points at on origin, if it exists there.
+async fn remote_head(git: &Git, refname: &str) -> Result<Option<String>, GitError> {
+    let listing = git.run(&["ls-remote", "--refs", "origin", refname]).await?;
+    Ok(listing.lines().find_map(|line| {
+        let (commit, name) = line.split_once('\t')?;
+        (name == refname).then(|| commit.to_owned())
+    }))
+}
+
+/// A non-forced push; a refusal by the remote is `PushRejected`.
+async fn push(git: &Git, refspec: &str, refname: &str) -> Result<(), GitError> {
+    let args = ["push", "--porcelain", "--no-verify", "origin", refspec];
+    let output = git.output(&args).await?;
+    if output.code == Some(0) {
+        return Ok(());
+    }
+    // Porcelain marks a refused ref with a line "!<TAB>from:to<TAB>summary (reason)".
+    let rejected = output.stdout.lines().find_map(|line| line.strip_prefix("!\t"));
+    match rejected {
+        Some(line) => Err(GitError::PushRejected {
+            refname: refname.to_owned(),
+            reason: line.split('\t').nth(1).unwrap_or(line).to_owned(),
+        }),
+        None => Err(cli::failed(&args, &output)),
+    }
+}
+
+/// Clones into a sibling directory first and renames it into place, so a crash mid-clone
+/// never leaves a half-made `dest` that a retry would mistake for a checkout.
+async fn clone(repo: &str, dest: &Path) -> Result<(), GitError> {
+    if repo.is_empty() || repo.starts_with('-') {
+        return Err(GitError::bad_input(format!("invalid repository {repo:?}")));
+    }
+    if is_nonempty_dir(dest) {
+        return Err(GitError::bad_input(format!(
+            "{} exists and is not a checkout of {repo}",
+            dest.display()
+        )));
+    }
+    let staging = staging_path(dest)?;
+    let _ = std::fs::remove_dir_all(&staging);
+    let staging_str = staging.to_string_lossy();
+    let cloned = Git::anywhere()
+        .output(&["clone", "--quiet", "--no-checkout", "--", repo, &staging_str])
+        .await?;
+    if cloned.code != Some(0) {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(GitError::bad_input(format!("cannot clone {repo}: {}", cloned.stderr)));
+    }
+    Git::in_dir(&staging).run(&["config", REPO_CONFIG_KEY, repo]).await?;
+    // rename(2) replaces an empty directory, so a pre-made empty `dest` is fine.
+    std::fs::rename(&staging, dest).map_err(|source| GitError::Spawn {
+        args: vec!["rename".into(), staging_str.into_owned(), dest.display().to_string()],
+        source,
+    })
+}
+
+async fn is_checkout_of(repo: &str, dest: &Path) -> Result<bool, GitError> {
+    if !dest.join(".git").is_dir() {
+        return Ok(false);
+    }
+    let recorded = Git::in_dir(dest).output(&["config", "--get", REPO_CONFIG_KEY]).await?;
+    if recorded.code == Some(0) && recorded.stdout.trim_end() == repo {
+        return Ok(true);
+    }
+    Err(GitError::bad_input(format!("{} is a checkout of another repository than {repo}", dest.display())))
+}
+
+fn staging_path(dest: &Path) -> Result<PathBuf, GitError> {
+    let name = dest
+        .file_name()
+        .ok_or_else(|| GitError::bad_input(format!("invalid checkout path {}", dest.display())))?;
+    Ok(dest.with_file_name(format!(".{}.cloning", name.to_string_lossy())))
+}
+
+fn is_nonempty_dir(path: &Path) -> bool {
+    std::fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_some())
+}
+
+async fn validate_branch(what: &str, name: &str) -> Result<(), GitError> {
+    let valid = !name.starts_with('-')
+        && Git::anywhere().check(&["check-ref-format", &format!("refs/heads/{name}")]).await?;
+    if valid { Ok(()) } else { Err(GitError::bad_input(format!("invalid {what} branch name {name:?}"))) }
+}
+
+fn validate_identity(name: &str, email: &str) -> Result<(), GitError> {
+    let bad = |text: &str| text.trim().is_empty() || text.contains(['<', '>', '\n', '\0']);
+    if bad(name) || bad(email) {
+        return Err(GitError::bad_input(format!("invalid git identity {name:?} <{email}>")));
+    }
+    Ok(())
+}

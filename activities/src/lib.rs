@@ -1,0 +1,4 @@
+//! placeholder
+pub mod git;
+pub mod output;
+pub mod sandbox;

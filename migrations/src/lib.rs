@@ -1,0 +1,20 @@
+//! Errand's app database schema, as sea-orm migrations that every process runs at startup.
+//!
+//! Migrations only ever get appended; one that has shipped is never edited.
+
+use sea_orm_migration::MigrationTrait;
+
+/// Re-exported so callers can run `Migrator::up` without depending on sea-orm-migration.
+pub use sea_orm_migration::MigratorTrait;
+
+mod m20261121_000001_create_tables;
+
+/// All migrations of the app database, oldest first.
+pub struct Migrator;
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261121_000001_create_tables::Migration)]
+    }
+}

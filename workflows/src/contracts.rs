@@ -1,0 +1,237 @@
+//! The contracts of every activity: pinned names, inputs and outputs.
+//!
+//! The `activities` crate implements these definitions; the workflow calls them by these
+//! definitions, so a name or a type can only change here, on purpose. Payloads are forever
+//! (invariant 2): change them additively, and keep large data (logs, diffs) in files or the
+//! store, passing references and bounded tails (invariant 5).
+
+#![allow(unused_variables)]
+
+use serde::{Deserialize, Serialize};
+use temporalio_macros::activity_definitions;
+use temporalio_sdk::activities::ActivityError;
+
+use crate::task::{AgentSpec, ReviewDecision, TaskSpec, TaskStatus};
+
+/// Output kept in a payload is cut to this many bytes (the tail; the full log is a file).
+pub const OUTPUT_TAIL_BYTES: usize = 4096;
+
+/// A task's checkout on the worker host that provisioned it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workspace {
+    pub task_id: String,
+    /// Absolute path of the git checkout.
+    pub path: String,
+    /// Commit of the base branch the task started from.
+    pub base_commit: String,
+    pub branch: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChange {
+    pub task_id: String,
+    pub status: TaskStatus,
+    pub round: u32,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvisionRequest {
+    pub task_id: String,
+    pub repo: String,
+    pub base: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRunRequest {
+    pub workspace: Workspace,
+    /// 1-based.
+    pub round: u32,
+    /// The task prompt, as markdown.
+    pub prompt: String,
+    /// Failing check output or review comments from the previous round.
+    #[serde(default)]
+    pub feedback: Option<String>,
+    pub agent: AgentSpec,
+    pub time_budget_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentExit {
+    /// The agent exited on its own, with this code (None: killed by a signal).
+    Exited { code: Option<i32> },
+    /// The time budget ran out and the whole process tree was killed.
+    TimedOut,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRun {
+    pub exit: AgentExit,
+    pub duration_ms: u64,
+    /// Last bytes of the agent's combined output.
+    pub output_tail: String,
+    /// Full (capped) log on the worker host.
+    pub log_path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChecksRequest {
+    pub workspace: Workspace,
+    pub round: u32,
+    pub checks: Vec<String>,
+    /// Budget for each check command.
+    pub time_budget_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub command: String,
+    /// None when killed (time budget) or by a signal.
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    pub duration_ms: u64,
+    pub output_tail: String,
+}
+
+impl CheckResult {
+    pub fn passed(&self) -> bool {
+        self.exit_code == Some(0) && !self.timed_out
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushRequest {
+    pub workspace: Workspace,
+    pub message: String,
+    /// Commit author, `Name <email>`-free: a plain name; the email is derived.
+    pub author: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pushed {
+    pub branch: String,
+    /// Head of the task branch on the remote after the push.
+    pub commit: String,
+    /// Files changed against the base commit.
+    pub changed_files: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewRequest {
+    pub task_id: String,
+    pub branch: String,
+    pub commit: String,
+    pub round: u32,
+    /// The report, as markdown; the body of the review request.
+    pub report: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewRecord {
+    pub task_id: String,
+    pub round: u32,
+    pub decision: ReviewDecision,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeRequest {
+    pub workspace: Workspace,
+    pub base: String,
+    /// The approved head of the task branch.
+    pub commit: String,
+    pub merged_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Merged {
+    /// Head of the base branch after the merge.
+    pub base_commit: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinishRequest {
+    pub task_id: String,
+    pub status: TaskStatus,
+    pub round: u32,
+    #[serde(default)]
+    pub reason: Option<String>,
+    pub report: String,
+    /// Removed from the worker host once the task is final.
+    #[serde(default)]
+    pub workspace: Option<Workspace>,
+}
+
+/// Error type names that mean "do not retry": the input itself is wrong.
+pub const BAD_INPUT: &str = "BadInput";
+pub const MERGE_CONFLICT: &str = "MergeConflict";
+
+/// Activity names are pinned here; activities are verbs.
+pub struct TaskActivities;
+
+#[activity_definitions]
+impl TaskActivities {
+    /// Record the task in the store (idempotent upsert).
+    #[activity(name = "admit")]
+    pub fn admit(spec: TaskSpec) -> Result<(), ActivityError> {
+        unimplemented!()
+    }
+
+    #[activity(name = "record_status")]
+    pub fn record_status(change: StatusChange) -> Result<(), ActivityError> {
+        unimplemented!()
+    }
+
+    /// Check out the repository at the base branch (or the task branch's last checkpoint).
+    #[activity(name = "provision")]
+    pub fn provision(request: ProvisionRequest) -> Result<Workspace, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Run the agent in the sandbox under the time budget; heartbeats; killed with its tree.
+    #[activity(name = "run_agent")]
+    pub fn run_agent(request: AgentRunRequest) -> Result<AgentRun, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Run the check commands in the sandbox and record their results.
+    #[activity(name = "verify")]
+    pub fn verify(request: ChecksRequest) -> Result<Vec<CheckResult>, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Commit what the agent changed and push it to the task branch, at most once per state.
+    #[activity(name = "push")]
+    pub fn push(request: PushRequest) -> Result<Pushed, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Open (or find) the task's one review request.
+    #[activity(name = "open_review")]
+    pub fn open_review(request: ReviewRequest) -> Result<(), ActivityError> {
+        unimplemented!()
+    }
+
+    #[activity(name = "record_review")]
+    pub fn record_review(record: ReviewRecord) -> Result<(), ActivityError> {
+        unimplemented!()
+    }
+
+    /// Merge the approved commit into the base branch of the remote (idempotent).
+    #[activity(name = "merge")]
+    pub fn merge(request: MergeRequest) -> Result<Merged, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Record the final state and report, and clean the workspace.
+    #[activity(name = "finish")]
+    pub fn finish(request: FinishRequest) -> Result<(), ActivityError> {
+        unimplemented!()
+    }
+}
+
+/// The definition markers (`definitions::RunAgent`, ...) that implementations link to.
+pub mod definitions {
+    pub use super::task_activities::*;
+}

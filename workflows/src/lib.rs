@@ -1,0 +1,17 @@
+//! Errand's deterministic core: domain types, the contracts of every workflow and activity,
+//! pure policy, and the `AgentTask` workflow.
+//!
+//! Nothing here does IO, reads a clock, spawns or draws random numbers except through the
+//! workflow context (ARCHITECTURE.md, invariant 1).
+
+pub mod agent_task;
+pub mod contracts;
+pub mod playbook;
+pub mod report;
+pub mod task;
+
+pub use agent_task::{AgentTaskWorkflow, AGENT_TASK_WORKFLOW};
+pub use task::{AgentSpec, ReviewDecision, ReviewVerdict, TaskSpec, TaskStatus};
+
+/// The task queue every worker polls for `AgentTask` workflows and their activities.
+pub const TASK_QUEUE: &str = "errand";
