@@ -1,1 +1,106 @@
-fn main() {}
+//! `errand`: the embedded all-in-one (`up`), the `worker` and `api` halves, the demo, and the
+//! client subcommands of the REST API.
+
+mod api_client;
+mod commands;
+mod demo;
+mod serve;
+mod settings;
+mod temporal_server;
+
+use std::net::SocketAddr;
+
+use clap::{Parser, Subcommand};
+
+use crate::api_client::ApiClient;
+use crate::settings::{Overrides, Settings};
+
+/// Errand: a durable workflow engine for background coding agents, on Temporal.
+#[derive(Debug, Parser)]
+#[command(name = "errand", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    overrides: Overrides,
+    /// URL of the Errand API (client subcommands)
+    #[arg(long, global = true, env = "ERRAND_API_URL", default_value = "http://127.0.0.1:8080")]
+    api: String,
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Debug, Subcommand)]
+enum Commands {
+    /// Run everything in one process: a Temporal dev server (unless --temporal-address), the
+    /// SQLite app database, the REST API and a worker
+    Up {
+        /// Where the API listens
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Option<SocketAddr>,
+    },
+    /// Run a worker against --temporal-address and --database-url
+    Worker,
+    /// Serve the REST API against --temporal-address and --database-url
+    Api {
+        /// Where the API listens
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Option<SocketAddr>,
+    },
+    /// Run the embedded default end to end on a bundled example repository (scripted agent)
+    Demo,
+    /// Start a task (ad-hoc, or from a playbook)
+    Run(commands::RunArgs),
+    /// List tasks
+    Tasks {
+        /// Only tasks in this status (e.g. awaiting_review)
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Show a task: status, rounds and checks, review
+    Show {
+        id: String,
+        /// Print the API's JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decide a task awaiting review
+    Review {
+        id: String,
+        #[command(flatten)]
+        verdict: commands::Verdict,
+        /// Who reviews (not the requester)
+        #[arg(long, env = "USER")]
+        reviewer: String,
+        /// A comment to go with an approval or rejection
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Cancel a task; its work in progress is still pushed to the task branch
+    Cancel { id: String },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ERRAND_LOG")
+                .unwrap_or_else(|_| "warn,errand=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let api = ApiClient::new(&cli.api);
+    match cli.command {
+        Commands::Up { listen } => serve::up(Settings::load(&cli.overrides, listen)?).await,
+        Commands::Worker => serve::worker(Settings::load(&cli.overrides, None)?).await,
+        Commands::Api { listen } => serve::api(Settings::load(&cli.overrides, listen)?).await,
+        Commands::Demo => demo::demo(Settings::load(&cli.overrides, None)?).await,
+        Commands::Run(args) => commands::run(&api, args).await,
+        Commands::Tasks { status } => commands::tasks(&api, status).await,
+        Commands::Show { id, json } => commands::show(&api, &id, json).await,
+        Commands::Review { id, verdict, reviewer, comment } => {
+            commands::review(&api, &id, verdict, &reviewer, comment).await
+        }
+        Commands::Cancel { id } => commands::cancel(&api, &id).await,
+    }
+}

@@ -45,16 +45,13 @@ impl Store {
             .map_err(StoreError::query(&action))?;
 
         let mut rounds: BTreeMap<u32, RoundRow> = BTreeMap::new();
-        let mut round_row = |round| {
-            rounds.entry(round).or_insert_with(|| RoundRow { round, agent: None, checks: Vec::new() })
-        };
         for model in agent_runs {
             let (round, run) = rows::agent_run(model)?;
-            round_row(round).agent = Some(run);
+            round_row(&mut rounds, round).agent = Some(run);
         }
         for model in checks {
             let (round, check) = rows::check(model)?;
-            round_row(round).checks.push(check);
+            round_row(&mut rounds, round).checks.push(check);
         }
         Ok(Some(TaskRecord {
             task: TaskRow::try_from(model)?,
@@ -87,4 +84,10 @@ impl Store {
             .map(TaskRow::try_from)
             .collect()
     }
+}
+
+fn round_row(rounds: &mut BTreeMap<u32, RoundRow>, round: u32) -> &mut RoundRow {
+    rounds
+        .entry(round)
+        .or_insert_with(|| RoundRow { round, agent: None, checks: Vec::new() })
 }

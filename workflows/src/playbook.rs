@@ -19,7 +19,7 @@ pub struct Playbook {
     pub outcome: String,
     #[serde(default)]
     pub inputs: BTreeMap<String, InputSpec>,
-    /// Instructions to the agent; `{{input}}` is replaced by the input's value.
+    /// Instructions to the agent; `{{input}}` is replaced by the input's value (in checks too).
     pub procedure: String,
     #[serde(default)]
     pub agent: Option<AgentSpec>,
@@ -103,16 +103,21 @@ impl Playbook {
             return Err(PlaybookError::UnknownInput(unknown.clone()));
         }
         let mut instructions = self.procedure.clone();
+        let mut checks = self.verification.checks.clone();
         for (name, spec) in &self.inputs {
             let value = inputs
                 .get(name)
                 .or(spec.default.as_ref())
                 .ok_or_else(|| PlaybookError::MissingInput(name.clone()))?;
-            instructions = instructions.replace(&format!("{{{{{name}}}}}"), value);
+            let placeholder = format!("{{{{{name}}}}}");
+            instructions = instructions.replace(&placeholder, value);
+            for check in &mut checks {
+                *check = check.replace(&placeholder, value);
+            }
         }
         Ok(Resolved {
             instructions,
-            checks: self.verification.checks.clone(),
+            checks,
             agent: self.agent.clone(),
             max_rounds: self.budget.max_rounds,
             time_budget_secs: self.budget.time_per_round_secs,
@@ -153,7 +158,7 @@ inputs:
     default: minimal
 procedure: Fix {{test}} with a {{style}} change.
 verification:
-  checks: [sh test.sh]
+  checks: [sh test.sh {{test}}]
 budget:
   max_rounds: 3
   time_per_round_secs: 60
@@ -169,6 +174,7 @@ budget:
         let r = pb.resolve(FIX, &inputs(&[("test", "test_add")])).unwrap();
         assert_eq!(r.instructions, "Fix test_add with a minimal change.");
         assert_eq!(r.playbook.content_hash, content_hash(FIX));
+        assert_eq!(r.checks, ["sh test.sh test_add"]);
         assert_eq!(r.max_rounds, 3);
     }
 

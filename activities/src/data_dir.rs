@@ -1,0 +1,28 @@
+//! Where a worker keeps task files on its host: workspaces, agent inputs and logs.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The task's git checkout.
+    pub fn workspace(&self, task_id: &str) -> PathBuf {
+        self.root.join("workspaces").join(task_id)
+    }
+
+    /// Files of one round: `inputs/` (mounted read-only in the sandbox) and logs.
+    pub fn round(&self, task_id: &str, round: u32) -> PathBuf {
+        self.root.join("tasks").join(task_id).join(format!("round-{round}"))
+    }
+}

@@ -1,0 +1,256 @@
+//! The implementations of the activity contracts in `workflows::contracts`.
+//!
+//! Each is idempotent: a retry after a lost worker or a timeout finds what the last attempt
+//! did and carries on, so Temporal may run any of them more than once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use temporalio_macros::activities;
+use temporalio_sdk::ApplicationFailure;
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use workflows::contracts::{
+    AgentExit, AgentRun, AgentRunRequest, BAD_INPUT, CheckResult, ChecksRequest, FinishRequest,
+    MERGE_CONFLICT, MergeRequest, Merged, ProvisionRequest, PushRequest, Pushed, ReviewRecord,
+    ReviewRequest, StatusChange, Workspace, definitions,
+};
+use workflows::task::{TaskSpec, branch_for};
+
+use crate::data_dir::DataDir;
+use crate::git::{self, GitError};
+use crate::sandbox::{Exit, Outcome, RunningCommand, Sandbox, SandboxSpec, INPUTS_MOUNT};
+use store::Store;
+
+/// How often a running agent or check reports progress (well inside the 10s heartbeat timeout).
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
+
+pub struct TaskActivitiesImpl {
+    store: Store,
+    sandbox: Sandbox,
+    data: DataDir,
+}
+
+impl TaskActivitiesImpl {
+    pub fn new(store: Store, sandbox: Sandbox, data: DataDir) -> Self {
+        Self { store, sandbox, data }
+    }
+}
+
+#[activities]
+impl TaskActivitiesImpl {
+    #[activity(definition = definitions::Admit)]
+    async fn admit(self: Arc<Self>, _ctx: ActivityContext, spec: TaskSpec) -> Result<(), ActivityError> {
+        self.store.admit(&spec).await?;
+        Ok(())
+    }
+
+    #[activity(definition = definitions::RecordStatus)]
+    async fn record_status(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        change: StatusChange,
+    ) -> Result<(), ActivityError> {
+        let reason = change.reason.as_deref();
+        self.store.set_status(&change.task_id, change.status, change.round, reason).await?;
+        Ok(())
+    }
+
+    #[activity(definition = definitions::Provision)]
+    async fn provision(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        request: ProvisionRequest,
+    ) -> Result<Workspace, ActivityError> {
+        let branch = branch_for(&request.task_id);
+        let path = self.data.workspace(&request.task_id);
+        let base_commit = git::checkout_task(&request.repo, &request.base, &branch, &path)
+            .await
+            .map_err(git_failure)?;
+        Ok(Workspace { task_id: request.task_id, path: path.display().to_string(), base_commit, branch })
+    }
+
+    #[activity(definition = definitions::RunAgent)]
+    async fn run_agent(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        request: AgentRunRequest,
+    ) -> Result<AgentRun, ActivityError> {
+        let round_dir = self.data.round(&request.workspace.task_id, request.round);
+        let inputs = round_dir.join("inputs");
+        tokio::fs::create_dir_all(&inputs).await?;
+        tokio::fs::write(inputs.join("prompt.md"), &request.prompt).await?;
+        let mut env = vec![
+            ("ERRAND_TASK_ID".to_string(), request.workspace.task_id.clone()),
+            ("ERRAND_ROUND".to_string(), request.round.to_string()),
+            ("ERRAND_PROMPT_FILE".to_string(), format!("{INPUTS_MOUNT}/prompt.md")),
+        ];
+        if let Some(feedback) = &request.feedback {
+            tokio::fs::write(inputs.join("feedback.md"), feedback).await?;
+            env.push(("ERRAND_FEEDBACK_FILE".to_string(), format!("{INPUTS_MOUNT}/feedback.md")));
+        }
+        let workflows::AgentSpec::Command { command } = &request.agent;
+        if command.is_empty() {
+            return Err(bad_input("agent.command is empty"));
+        }
+        let log_path = round_dir.join("agent.log");
+        let spec = SandboxSpec {
+            workspace: request.workspace.path.clone().into(),
+            inputs_dir: Some(inputs),
+            argv: command.clone(),
+            env,
+            timeout: Duration::from_secs(request.time_budget_secs),
+            log_path: log_path.clone(),
+        };
+        let outcome = self.run_sandboxed(&ctx, &spec).await?;
+        let exit = match outcome.exit {
+            Exit::Code(code) => AgentExit::Exited { code: Some(code) },
+            Exit::Signal(_) => AgentExit::Exited { code: None },
+            Exit::TimedOut => AgentExit::TimedOut,
+            Exit::Cancelled => return Err(ActivityError::cancelled()),
+        };
+        let run = AgentRun {
+            exit,
+            duration_ms: outcome.duration.as_millis() as u64,
+            output_tail: outcome.output_tail,
+            log_path: log_path.display().to_string(),
+        };
+        self.store.record_agent_run(&request.workspace.task_id, request.round, &run).await?;
+        Ok(run)
+    }
+
+    #[activity(definition = definitions::Verify)]
+    async fn verify(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        request: ChecksRequest,
+    ) -> Result<Vec<CheckResult>, ActivityError> {
+        let round_dir = self.data.round(&request.workspace.task_id, request.round);
+        tokio::fs::create_dir_all(&round_dir).await?;
+        let mut results = Vec::with_capacity(request.checks.len());
+        for (i, command) in request.checks.iter().enumerate() {
+            let spec = SandboxSpec {
+                workspace: request.workspace.path.clone().into(),
+                inputs_dir: None,
+                argv: vec!["sh".into(), "-c".into(), command.clone()],
+                env: Vec::new(),
+                timeout: Duration::from_secs(request.time_budget_secs),
+                log_path: round_dir.join(format!("check-{}.log", i + 1)),
+            };
+            let outcome = self.run_sandboxed(&ctx, &spec).await?;
+            let (exit_code, timed_out) = match outcome.exit {
+                Exit::Code(code) => (Some(code), false),
+                Exit::Signal(_) => (None, false),
+                Exit::TimedOut => (None, true),
+                Exit::Cancelled => return Err(ActivityError::cancelled()),
+            };
+            results.push(CheckResult {
+                command: command.clone(),
+                exit_code,
+                timed_out,
+                duration_ms: outcome.duration.as_millis() as u64,
+                output_tail: outcome.output_tail,
+            });
+        }
+        self.store.record_checks(&request.workspace.task_id, request.round, &results).await?;
+        Ok(results)
+    }
+
+    #[activity(definition = definitions::Push)]
+    async fn push(self: Arc<Self>, _ctx: ActivityContext, request: PushRequest) -> Result<Pushed, ActivityError> {
+        let ws = &request.workspace;
+        let path = std::path::Path::new(&ws.path);
+        let email = author_email(&request.author);
+        git::commit_all(path, &request.message, &request.author, &email).await.map_err(git_failure)?;
+        let (commit, _pushed) = git::push_branch(path, &ws.branch).await.map_err(git_failure)?;
+        let changed_files = git::changed_files(path, &ws.base_commit).await.map_err(git_failure)?;
+        Ok(Pushed { branch: ws.branch.clone(), commit, changed_files })
+    }
+
+    #[activity(definition = definitions::OpenReview)]
+    async fn open_review(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        request: ReviewRequest,
+    ) -> Result<(), ActivityError> {
+        self.store.open_review(&request).await?;
+        Ok(())
+    }
+
+    #[activity(definition = definitions::RecordReview)]
+    async fn record_review(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        record: ReviewRecord,
+    ) -> Result<(), ActivityError> {
+        self.store.record_review(&record).await?;
+        Ok(())
+    }
+
+    #[activity(definition = definitions::Merge)]
+    async fn merge(self: Arc<Self>, _ctx: ActivityContext, request: MergeRequest) -> Result<Merged, ActivityError> {
+        let path = std::path::Path::new(&request.workspace.path);
+        let email = author_email(&request.merged_by);
+        let base_commit = git::merge_into_base(path, &request.base, &request.commit, &request.merged_by, &email)
+            .await
+            .map_err(git_failure)?;
+        Ok(Merged { base_commit })
+    }
+
+    #[activity(definition = definitions::Finish)]
+    async fn finish(self: Arc<Self>, _ctx: ActivityContext, request: FinishRequest) -> Result<(), ActivityError> {
+        self.store.finish(&request).await?;
+        if let Some(ws) = &request.workspace {
+            match tokio::fs::remove_dir_all(&ws.path).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl TaskActivitiesImpl {
+    /// Runs one sandboxed command, heartbeating its progress; a cancel from the workflow (which
+    /// arrives through a heartbeat) kills the whole process tree.
+    async fn run_sandboxed(&self, ctx: &ActivityContext, spec: &SandboxSpec) -> Result<Outcome, ActivityError> {
+        let running: RunningCommand = self
+            .sandbox
+            .spawn(spec)
+            .map_err(|e| ActivityError::from(ApplicationFailure::non_retryable(e)))?;
+        let progress = running.progress();
+        let wait = running.wait(ctx.cancelled());
+        tokio::pin!(wait);
+        let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+        loop {
+            tokio::select! {
+                outcome = &mut wait => return Ok(outcome?),
+                _ = tick.tick() => { ctx.record_heartbeat(progress.snapshot()).await?; }
+            }
+        }
+    }
+}
+
+fn git_failure(err: GitError) -> ActivityError {
+    match err {
+        GitError::BadInput { .. } => bad_input(err),
+        GitError::MergeConflict { .. } => ApplicationFailure::builder(err)
+            .type_name(MERGE_CONFLICT.into())
+            .non_retryable(true)
+            .build()
+            .into(),
+        other => other.into(),
+    }
+}
+
+fn bad_input(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ActivityError {
+    ApplicationFailure::builder(err).type_name(BAD_INPUT.into()).non_retryable(true).build().into()
+}
+
+/// A stable, non-routable address for commits authored on a person's behalf.
+fn author_email(name: &str) -> String {
+    let local: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    format!("{}@users.errand.invalid", local.trim_matches('-'))
+}
