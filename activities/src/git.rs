@@ -18,21 +18,32 @@ const REPO_CONFIG_KEY: &str = "errand.repo";
 /// a checkout of that repo, reuse it (fetch, keep local work). Returns the commit of
 /// origin/`base` the task started from (the merge-base if the branch exists). An unreachable
 /// repo or missing base branch is `GitError::BadInput` naming it.
-pub async fn checkout_task(repo: &str, base: &str, branch: &str, dest: &Path) -> Result<String, GitError> {
+pub async fn checkout_task(
+    repo: &str,
+    base: &str,
+    branch: &str,
+    dest: &Path,
+) -> Result<String, GitError> {
     validate_branch("base", base).await?;
     validate_branch("branch", branch).await?;
     if base == branch {
-        return Err(GitError::bad_input(format!("branch {branch:?} must differ from the base branch")));
+        return Err(GitError::bad_input(format!(
+            "branch {branch:?} must differ from the base branch"
+        )));
     }
     if is_checkout_of(repo, dest).await? {
-        Git::in_dir(dest).run(&["fetch", "--quiet", "--prune", "origin"]).await?;
+        Git::in_dir(dest)
+            .run(&["fetch", "--quiet", "--prune", "origin"])
+            .await?;
     } else {
         clone(repo, dest).await?;
     }
     let git = Git::in_dir(dest);
     let base_ref = format!("refs/remotes/origin/{base}");
     let Some(_) = git.commit_of(&base_ref).await? else {
-        return Err(GitError::bad_input(format!("base branch {base:?} not found in {repo}")));
+        return Err(GitError::bad_input(format!(
+            "base branch {base:?} not found in {repo}"
+        )));
     };
     let local_ref = format!("refs/heads/{branch}");
     let remote_ref = format!("refs/remotes/origin/{branch}");
@@ -44,14 +55,21 @@ pub async fn checkout_task(repo: &str, base: &str, branch: &str, dest: &Path) ->
         }
         // The remote checkpoint may be ahead (pushed from another workspace): catch up when
         // that cannot lose anything; local commits ahead of it are kept as they are.
-        if let Some(remote) = remote {
-            if git.check(&["merge-base", "--is-ancestor", "HEAD", &remote]).await? {
-                git.run(&["merge", "--quiet", "--ff-only", &remote]).await?;
-            }
+        if let Some(remote) = remote
+            && git
+                .check(&["merge-base", "--is-ancestor", "HEAD", &remote])
+                .await?
+        {
+            git.run(&["merge", "--quiet", "--ff-only", &remote]).await?;
         }
     } else {
-        let start = if remote.is_some() { &remote_ref } else { &base_ref };
-        git.run(&["checkout", "--quiet", "--no-track", "-b", branch, start]).await?;
+        let start = if remote.is_some() {
+            &remote_ref
+        } else {
+            &base_ref
+        };
+        git.run(&["checkout", "--quiet", "--no-track", "-b", branch, start])
+            .await?;
     }
     git.run(&["merge-base", "HEAD", &base_ref]).await
 }
@@ -74,8 +92,16 @@ pub async fn commit_all(
         return Ok(None);
     }
     let git = git.identity(author_name, author_email);
-    git.run(&["commit", "--quiet", "--no-verify", "--message", message, "--trailer", AGENT_TRAILER])
-        .await?;
+    git.run(&[
+        "commit",
+        "--quiet",
+        "--no-verify",
+        "--message",
+        message,
+        "--trailer",
+        AGENT_TRAILER,
+    ])
+    .await?;
     git.run(&["rev-parse", "HEAD"]).await.map(Some)
 }
 
@@ -97,9 +123,22 @@ pub async fn push_branch(dest: &Path, branch: &str) -> Result<(String, bool), Gi
 pub async fn changed_files(dest: &Path, base_commit: &str) -> Result<u32, GitError> {
     let git = Git::in_dir(dest);
     let Some(base) = git.commit_of(base_commit).await? else {
-        return Err(GitError::bad_input(format!("base commit {base_commit:?} not found in {}", dest.display())));
+        return Err(GitError::bad_input(format!(
+            "base commit {base_commit:?} not found in {}",
+            dest.display()
+        )));
     };
-    let names = git.run(&["diff", "--name-only", "-z", "--no-renames", &base, "HEAD", "--"]).await?;
+    let names = git
+        .run(&[
+            "diff",
+            "--name-only",
+            "-z",
+            "--no-renames",
+            &base,
+            "HEAD",
+            "--",
+        ])
+        .await?;
     let count = names.split('\0').filter(|name| !name.is_empty()).count();
     Ok(u32::try_from(count).unwrap_or(u32::MAX))
 }
@@ -119,28 +158,54 @@ pub async fn merge_into_base(
     validate_identity(merger_name, merger_email)?;
     let git = Git::in_dir(dest);
     let Some(commit) = git.commit_of(commit).await? else {
-        return Err(GitError::bad_input(format!("commit {commit:?} not found in {}", dest.display())));
+        return Err(GitError::bad_input(format!(
+            "commit {commit:?} not found in {}",
+            dest.display()
+        )));
     };
     let base_ref = format!("refs/remotes/origin/{base}");
-    let fetch = git.output(&["fetch", "--quiet", "origin", &format!("+refs/heads/{base}:{base_ref}")]).await?;
+    let fetch = git
+        .output(&[
+            "fetch",
+            "--quiet",
+            "origin",
+            &format!("+refs/heads/{base}:{base_ref}"),
+        ])
+        .await?;
     if fetch.code != Some(0) {
         if fetch.stderr.contains("couldn't find remote ref") {
-            return Err(GitError::bad_input(format!("base branch {base:?} not found on origin")));
+            return Err(GitError::bad_input(format!(
+                "base branch {base:?} not found on origin"
+            )));
         }
         return Err(cli::failed(&["fetch", "origin", base], &fetch));
     }
     let base_head = git.run(&["rev-parse", "--verify", &base_ref]).await?;
-    if git.check(&["merge-base", "--is-ancestor", &commit, &base_head]).await? {
+    if git
+        .check(&["merge-base", "--is-ancestor", &commit, &base_head])
+        .await?
+    {
         return Ok(base_head);
     }
-    let args = ["merge-tree", "--write-tree", "--no-messages", "--name-only", &base_head, &commit];
+    let args = [
+        "merge-tree",
+        "--write-tree",
+        "--no-messages",
+        "--name-only",
+        &base_head,
+        &commit,
+    ];
     let merged = git.output(&args).await?;
     let mut lines = merged.stdout.lines();
     let tree = match merged.code {
         Some(0) => lines.next().unwrap_or_default().to_owned(),
         Some(1) => {
             let files = lines.skip(1).map(str::to_owned).collect();
-            return Err(GitError::MergeConflict { base: base.to_owned(), commit, files });
+            return Err(GitError::MergeConflict {
+                base: base.to_owned(),
+                commit,
+                files,
+            });
         }
         _ => return Err(cli::failed(&args, &merged)),
     };
@@ -148,7 +213,16 @@ pub async fn merge_into_base(
     let merge = git
         .clone()
         .identity(merger_name, merger_email)
-        .run(&["commit-tree", &tree, "-p", &base_head, "-p", &commit, "-m", &message])
+        .run(&[
+            "commit-tree",
+            &tree,
+            "-p",
+            &base_head,
+            "-p",
+            &commit,
+            "-m",
+            &message,
+        ])
         .await?;
     let refname = format!("refs/heads/{base}");
     push(&git, &format!("{merge}:{refname}"), &refname).await?;
@@ -172,7 +246,10 @@ async fn push(git: &Git, refspec: &str, refname: &str) -> Result<(), GitError> {
         return Ok(());
     }
     // Porcelain marks a refused ref with a line "!<TAB>from:to<TAB>summary (reason)".
-    let rejected = output.stdout.lines().find_map(|line| line.strip_prefix("!\t"));
+    let rejected = output
+        .stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("!\t"));
     match rejected {
         Some(line) => Err(GitError::PushRejected {
             refname: refname.to_owned(),
@@ -198,16 +275,32 @@ async fn clone(repo: &str, dest: &Path) -> Result<(), GitError> {
     let _ = std::fs::remove_dir_all(&staging);
     let staging_str = staging.to_string_lossy();
     let cloned = Git::anywhere()
-        .output(&["clone", "--quiet", "--no-checkout", "--", repo, &staging_str])
+        .output(&[
+            "clone",
+            "--quiet",
+            "--no-checkout",
+            "--",
+            repo,
+            &staging_str,
+        ])
         .await?;
     if cloned.code != Some(0) {
         let _ = std::fs::remove_dir_all(&staging);
-        return Err(GitError::bad_input(format!("cannot clone {repo}: {}", cloned.stderr)));
+        return Err(GitError::bad_input(format!(
+            "cannot clone {repo}: {}",
+            cloned.stderr
+        )));
     }
-    Git::in_dir(&staging).run(&["config", REPO_CONFIG_KEY, repo]).await?;
+    Git::in_dir(&staging)
+        .run(&["config", REPO_CONFIG_KEY, repo])
+        .await?;
     // rename(2) replaces an empty directory, so a pre-made empty `dest` is fine.
     std::fs::rename(&staging, dest).map_err(|source| GitError::Spawn {
-        args: vec!["rename".into(), staging_str.into_owned(), dest.display().to_string()],
+        args: vec![
+            "rename".into(),
+            staging_str.into_owned(),
+            dest.display().to_string(),
+        ],
         source,
     })
 }
@@ -216,11 +309,16 @@ async fn is_checkout_of(repo: &str, dest: &Path) -> Result<bool, GitError> {
     if !dest.join(".git").is_dir() {
         return Ok(false);
     }
-    let recorded = Git::in_dir(dest).output(&["config", "--get", REPO_CONFIG_KEY]).await?;
+    let recorded = Git::in_dir(dest)
+        .output(&["config", "--get", REPO_CONFIG_KEY])
+        .await?;
     if recorded.code == Some(0) && recorded.stdout.trim_end() == repo {
         return Ok(true);
     }
-    Err(GitError::bad_input(format!("{} is a checkout of another repository than {repo}", dest.display())))
+    Err(GitError::bad_input(format!(
+        "{} is a checkout of another repository than {repo}",
+        dest.display()
+    )))
 }
 
 fn staging_path(dest: &Path) -> Result<PathBuf, GitError> {
@@ -236,14 +334,24 @@ fn is_nonempty_dir(path: &Path) -> bool {
 
 async fn validate_branch(what: &str, name: &str) -> Result<(), GitError> {
     let valid = !name.starts_with('-')
-        && Git::anywhere().check(&["check-ref-format", &format!("refs/heads/{name}")]).await?;
-    if valid { Ok(()) } else { Err(GitError::bad_input(format!("invalid {what} branch name {name:?}"))) }
+        && Git::anywhere()
+            .check(&["check-ref-format", &format!("refs/heads/{name}")])
+            .await?;
+    if valid {
+        Ok(())
+    } else {
+        Err(GitError::bad_input(format!(
+            "invalid {what} branch name {name:?}"
+        )))
+    }
 }
 
 fn validate_identity(name: &str, email: &str) -> Result<(), GitError> {
     let bad = |text: &str| text.trim().is_empty() || text.contains(['<', '>', '\n', '\0']);
     if bad(name) || bad(email) {
-        return Err(GitError::bad_input(format!("invalid git identity {name:?} <{email}>")));
+        return Err(GitError::bad_input(format!(
+            "invalid git identity {name:?} <{email}>"
+        )));
     }
     Ok(())
 }

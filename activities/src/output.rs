@@ -88,7 +88,11 @@ impl<W: Write> OutputCapture<W> {
         bytes.extend_from_slice(front);
         bytes.extend_from_slice(back);
         let cut_at_front = self.seen > self.tail.len() as u64;
-        let start = if cut_at_front { leading_continuation_bytes(&bytes) } else { 0 };
+        let start = if cut_at_front {
+            leading_continuation_bytes(&bytes)
+        } else {
+            0
+        };
         String::from_utf8_lossy(&bytes[start..]).into_owned()
     }
 
@@ -98,10 +102,10 @@ impl<W: Write> OutputCapture<W> {
 
     /// Flushes the sink and gives it back with the first write error, if any.
     pub fn finish(mut self) -> (W, Option<io::Error>) {
-        if self.sink_error.is_none() {
-            if let Err(err) = self.sink.flush() {
-                self.sink_error = Some(err);
-            }
+        if self.sink_error.is_none()
+            && let Err(err) = self.sink.flush()
+        {
+            self.sink_error = Some(err);
         }
         (self.sink, self.sink_error)
     }
@@ -109,7 +113,11 @@ impl<W: Write> OutputCapture<W> {
 
 /// UTF-8 continuation bytes (at most 3) at the start of a slice cut mid-character.
 fn leading_continuation_bytes(bytes: &[u8]) -> usize {
-    bytes.iter().take(3).take_while(|b| (**b & 0b1100_0000) == 0b1000_0000).count()
+    bytes
+        .iter()
+        .take(3)
+        .take_while(|b| (**b & 0b1100_0000) == 0b1000_0000)
+        .count()
 }
 
 /// The most recent non-empty line, where `\r` also ends a line (progress bars redraw with it).
@@ -136,7 +144,8 @@ impl LastLine {
 
     fn append(&mut self, piece: &[u8]) {
         let room = LAST_LINE_MAX_BYTES.saturating_sub(self.current.len());
-        self.current.extend_from_slice(&piece[..piece.len().min(room)]);
+        self.current
+            .extend_from_slice(&piece[..piece.len().min(room)]);
         self.current_len += piece.len();
     }
 
@@ -150,7 +159,11 @@ impl LastLine {
     }
 
     fn get(&self) -> String {
-        let line = if self.current_len > 0 { &self.current } else { &self.finished };
+        let line = if self.current_len > 0 {
+            &self.current
+        } else {
+            &self.finished
+        };
         String::from_utf8_lossy(line).trim_end().to_owned()
     }
 }
@@ -212,7 +225,11 @@ mod tests {
             (&[b"trailing spaces   \n", b"\n"], "trailing spaces"),
         ];
         for (chunks, expected) in cases {
-            assert_eq!(capture(0, 0, chunks).last_line(), *expected, "chunks {chunks:?}");
+            assert_eq!(
+                capture(0, 0, chunks).last_line(),
+                *expected,
+                "chunks {chunks:?}"
+            );
         }
     }
 

@@ -29,9 +29,15 @@ pub enum SandboxError {
     #[error("invalid sandbox spec: {field}: {reason}")]
     InvalidSpec { field: &'static str, reason: String },
     #[error("cannot create sandbox log {path}: {source}")]
-    Log { path: PathBuf, source: std::io::Error },
+    Log {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot start {bwrap}: {source}")]
-    Spawn { bwrap: PathBuf, source: std::io::Error },
+    Spawn {
+        bwrap: PathBuf,
+        source: std::io::Error,
+    },
     #[error("waiting for the sandbox failed: {source}")]
     Wait { source: std::io::Error },
 }
@@ -88,18 +94,27 @@ impl Sandbox {
         if !is_executable_file(bwrap) {
             return Err(unavailable("not an executable file".into()));
         }
-        let sandbox = Sandbox { bwrap: bwrap.to_owned(), host: HostLayout::probe() };
-        let scratch = ScratchDir::create().map_err(|err| unavailable(format!("probe dir: {err}")))?;
+        let sandbox = Sandbox {
+            bwrap: bwrap.to_owned(),
+            host: HostLayout::probe(),
+        };
+        let scratch =
+            ScratchDir::create().map_err(|err| unavailable(format!("probe dir: {err}")))?;
         let nonce = scratch.nonce.clone();
         let spec = SandboxSpec {
             workspace: scratch.path.join("workspace"),
             inputs_dir: None,
-            argv: vec!["sh".into(), "-c".into(), "echo errand-probe-$ERRAND_PROBE".into()],
+            argv: vec![
+                "sh".into(),
+                "-c".into(),
+                "echo errand-probe-$ERRAND_PROBE".into(),
+            ],
             env: vec![("ERRAND_PROBE".into(), nonce.clone())],
             timeout: PROBE_TIMEOUT,
             log_path: scratch.path.join("probe.log"),
         };
-        std::fs::create_dir(&spec.workspace).map_err(|err| unavailable(format!("probe dir: {err}")))?;
+        std::fs::create_dir(&spec.workspace)
+            .map_err(|err| unavailable(format!("probe dir: {err}")))?;
         let outcome = sandbox
             .spawn(&spec)
             .map_err(|err| unavailable(err.to_string()))?
@@ -138,12 +153,17 @@ impl Sandbox {
             .collect();
         let args = profile::bwrap_args(&resolved, &self.host, &data_fds);
 
-        let log = File::create(&spec.log_path)
-            .map_err(|source| SandboxError::Log { path: spec.log_path.clone(), source })?;
+        let log = File::create(&spec.log_path).map_err(|source| SandboxError::Log {
+            path: spec.log_path.clone(),
+            source,
+        })?;
         let capture = OutputCapture::new(log, LOG_CAP_BYTES, OUTPUT_TAIL_BYTES);
         // One pipe for stdout and stderr keeps their interleaving as the program wrote it.
-        let (output_reader, output_writer) = std::io::pipe().map_err(|source| self.spawn_error(source))?;
-        let stderr_writer = output_writer.try_clone().map_err(|source| self.spawn_error(source))?;
+        let (output_reader, output_writer) =
+            std::io::pipe().map_err(|source| self.spawn_error(source))?;
+        let stderr_writer = output_writer
+            .try_clone()
+            .map_err(|source| self.spawn_error(source))?;
 
         let mut command = tokio::process::Command::new(&self.bwrap);
         command
@@ -171,7 +191,10 @@ impl Sandbox {
     }
 
     fn spawn_error(&self, source: std::io::Error) -> SandboxError {
-        SandboxError::Spawn { bwrap: self.bwrap.clone(), source }
+        SandboxError::Spawn {
+            bwrap: self.bwrap.clone(),
+            source,
+        }
     }
 }
 
@@ -180,7 +203,14 @@ impl Sandbox {
 /// one would expose host files. CLOEXEC (not close) keeps std's own exec-error pipe working.
 fn close_inherited_fds(keep: &[RawFd]) -> std::io::Result<()> {
     // SAFETY: plain syscalls on fd numbers; no memory is touched.
-    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
     if rc != 0 {
         // Fail closed: an older kernel without close_range must not leak fds silently.
         return Err(std::io::Error::last_os_error());
@@ -209,23 +239,35 @@ fn resolve(spec: &SandboxSpec) -> Result<profile::ResolvedSpec, SandboxError> {
         .canonicalize()
         .map_err(|err| invalid("workspace", format!("{}: {err}", spec.workspace.display())))?;
     if !workspace.is_dir() {
-        return Err(invalid("workspace", format!("{} is not a directory", workspace.display())));
+        return Err(invalid(
+            "workspace",
+            format!("{} is not a directory", workspace.display()),
+        ));
     }
     let git = workspace.join(".git");
     let protect_git = match std::fs::symlink_metadata(&git) {
         // A symlinked .git would make bwrap bind wherever it points, host paths included.
         Ok(meta) if meta.file_type().is_symlink() => {
-            return Err(invalid("workspace", format!("{} is a symlink", git.display())));
+            return Err(invalid(
+                "workspace",
+                format!("{} is a symlink", git.display()),
+            ));
         }
         Ok(_) => true,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => false,
         Err(err) => return Err(invalid("workspace", format!("{}: {err}", git.display()))),
     };
     let inputs_dir = match &spec.inputs_dir {
-        Some(dir) if dir.is_dir() => Some(dir.canonicalize().map_err(|err| {
-            invalid("inputs_dir", format!("{}: {err}", dir.display()))
-        })?),
-        Some(dir) => return Err(invalid("inputs_dir", format!("{} is not a directory", dir.display()))),
+        Some(dir) if dir.is_dir() => Some(
+            dir.canonicalize()
+                .map_err(|err| invalid("inputs_dir", format!("{}: {err}", dir.display())))?,
+        ),
+        Some(dir) => {
+            return Err(invalid(
+                "inputs_dir",
+                format!("{} is not a directory", dir.display()),
+            ));
+        }
         None => None,
     };
     let program = match spec.argv.first() {
@@ -240,7 +282,10 @@ fn resolve(spec: &SandboxSpec) -> Result<profile::ResolvedSpec, SandboxError> {
             return Err(invalid("env", format!("{name:?} is not a variable name")));
         }
         if value.contains('\0') {
-            return Err(invalid("env", format!("the value of {name} contains a NUL byte")));
+            return Err(invalid(
+                "env",
+                format!("the value of {name} contains a NUL byte"),
+            ));
         }
     }
     Ok(profile::ResolvedSpec {
@@ -265,13 +310,16 @@ fn program_outside_usr(program: &str) -> Option<PathBuf> {
 
 fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+    chars
+        .next()
+        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
         && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
 fn is_executable_file(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata().is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+    path.metadata()
+        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }
 
 /// A private temporary directory for the detection probe, removed on drop.
@@ -331,12 +379,22 @@ mod tests {
     #[test]
     fn resolve_refuses_bad_specs() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cases: Vec<(&str, Box<dyn Fn(&mut SandboxSpec)>)> = vec![
-            ("workspace", Box::new(|spec| spec.workspace = "/nonexistent/errand".into())),
+        type Change = Box<dyn Fn(&mut SandboxSpec)>;
+        let cases: Vec<(&str, Change)> = vec![
+            (
+                "workspace",
+                Box::new(|spec| spec.workspace = "/nonexistent/errand".into()),
+            ),
             ("argv", Box::new(|spec| spec.argv.clear())),
             ("argv", Box::new(|spec| spec.argv.push("a\0b".into()))),
-            ("env", Box::new(|spec| spec.env.push(("A=B".into(), "x".into())))),
-            ("inputs_dir", Box::new(|spec| spec.inputs_dir = Some("/nonexistent/in".into()))),
+            (
+                "env",
+                Box::new(|spec| spec.env.push(("A=B".into(), "x".into()))),
+            ),
+            (
+                "inputs_dir",
+                Box::new(|spec| spec.inputs_dir = Some("/nonexistent/in".into())),
+            ),
         ];
         for (field, change) in cases {
             let mut spec = spec_in(dir.path());
@@ -352,7 +410,10 @@ mod tests {
     fn resolve_refuses_a_symlinked_git() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::os::unix::fs::symlink("/root", dir.path().join(".git")).expect("symlink");
-        assert!(matches!(resolve(&spec_in(dir.path())), Err(SandboxError::InvalidSpec { .. })));
+        assert!(matches!(
+            resolve(&spec_in(dir.path())),
+            Err(SandboxError::InvalidSpec { .. })
+        ));
     }
 
     #[test]
@@ -363,6 +424,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let agent = dir.path().join("agent");
         std::fs::write(&agent, "#!/bin/sh\n").expect("write");
-        assert_eq!(program_outside_usr(agent.to_str().expect("utf-8")), agent.canonicalize().ok());
+        assert_eq!(
+            program_outside_usr(agent.to_str().expect("utf-8")),
+            agent.canonicalize().ok()
+        );
     }
 }

@@ -15,11 +15,15 @@ const TEST_BOUND: Duration = Duration::from_secs(60);
 const REAP_BOUND: Duration = Duration::from_secs(10);
 
 async fn bounded<F: Future>(test: F) -> F::Output {
-    tokio::time::timeout(TEST_BOUND, test).await.expect("test exceeded its time bound")
+    tokio::time::timeout(TEST_BOUND, test)
+        .await
+        .expect("test exceeded its time bound")
 }
 
 async fn sandbox() -> Sandbox {
-    Sandbox::detect().await.expect("bwrap must work on the test host")
+    Sandbox::detect()
+        .await
+        .expect("bwrap must work on the test host")
 }
 
 /// A temporary workspace and a log path outside it.
@@ -61,7 +65,13 @@ impl Fixture {
 }
 
 async fn run(spec: &SandboxSpec) -> Outcome {
-    sandbox().await.spawn(spec).expect("spawn").wait(std::future::pending()).await.expect("wait")
+    sandbox()
+        .await
+        .spawn(spec)
+        .expect("spawn")
+        .wait(std::future::pending())
+        .await
+        .expect("wait")
 }
 
 #[tokio::test]
@@ -71,8 +81,14 @@ async fn workspace_is_writable_and_the_working_directory() {
         let outcome = run(&fx.script("echo hello > out.txt && pwd && id -un", &[])).await;
         assert_eq!(outcome.exit, Exit::Code(0), "{}", outcome.output_tail);
         assert_eq!(outcome.output_tail, "/repo\nagent\n");
-        assert_eq!(std::fs::read_to_string(fx.workspace().join("out.txt")).expect("out"), "hello\n");
-        assert_eq!(std::fs::read_to_string(fx.log()).expect("log"), "/repo\nagent\n");
+        assert_eq!(
+            std::fs::read_to_string(fx.workspace().join("out.txt")).expect("out"),
+            "hello\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(fx.log()).expect("log"),
+            "/repo\nagent\n"
+        );
     })
     .await;
 }
@@ -244,7 +260,10 @@ async fn timeout_kills_the_whole_tree() {
         let running = sandbox().await.spawn(&spec).expect("spawn");
         // The deadline is enforced by wait, so the daemon is seen alive before it can fire.
         let daemon_argv = ["sh", "-c", daemon.as_str()];
-        poll_until(REAP_BOUND, || processes().iter().any(|(_, argv)| *argv == daemon_argv)).await;
+        poll_until(REAP_BOUND, || {
+            processes().iter().any(|(_, argv)| *argv == daemon_argv)
+        })
+        .await;
         let outcome = running.wait(std::future::pending()).await.expect("wait");
         assert_eq!(outcome.exit, Exit::TimedOut);
         assert!(outcome.duration >= spec.timeout, "{:?}", outcome.duration);
@@ -258,8 +277,12 @@ async fn cancel_kills_the_whole_tree() {
     bounded(async {
         let fx = Fixture::new();
         let marker = unique("errand-cancel");
-        let script = format!("echo started; setsid sh -c 'sleep 1000; : {marker}' & exec sleep 1000");
-        let running = sandbox().await.spawn(&fx.script(&script, &[])).expect("spawn");
+        let script =
+            format!("echo started; setsid sh -c 'sleep 1000; : {marker}' & exec sleep 1000");
+        let running = sandbox()
+            .await
+            .spawn(&fx.script(&script, &[]))
+            .expect("spawn");
         let progress = running.progress();
         let cancel = async move {
             poll_until(REAP_BOUND, || progress.snapshot().last_line == "started").await;
@@ -282,7 +305,10 @@ async fn output_beyond_the_cap_is_drained_and_dropped() {
         let outcome = run(&fx.script(script, &[&total.to_string()])).await;
         assert_eq!(outcome.exit, Exit::Code(0));
         assert_eq!(outcome.output_bytes, total + "\ndone\n".len() as u64);
-        assert_eq!(std::fs::metadata(fx.log()).expect("log").len(), LOG_CAP_BYTES);
+        assert_eq!(
+            std::fs::metadata(fx.log()).expect("log").len(),
+            LOG_CAP_BYTES
+        );
         assert_eq!(outcome.output_tail.len(), 4096);
         assert!(outcome.output_tail.ends_with("xxx\ndone\n"));
     })
@@ -297,8 +323,15 @@ async fn endless_output_does_not_block_the_deadline() {
         spec.timeout = Duration::from_secs(2);
         let outcome = run(&spec).await;
         assert_eq!(outcome.exit, Exit::TimedOut);
-        assert!(outcome.output_bytes > LOG_CAP_BYTES, "{}", outcome.output_bytes);
-        assert_eq!(std::fs::metadata(fx.log()).expect("log").len(), LOG_CAP_BYTES);
+        assert!(
+            outcome.output_bytes > LOG_CAP_BYTES,
+            "{}",
+            outcome.output_bytes
+        );
+        assert_eq!(
+            std::fs::metadata(fx.log()).expect("log").len(),
+            LOG_CAP_BYTES
+        );
     })
     .await;
 }
@@ -310,16 +343,27 @@ async fn detection_fails_closed() {
         let unavailable = |result: Result<Sandbox, SandboxError>| {
             matches!(result, Err(SandboxError::Unavailable { .. }))
         };
-        assert!(unavailable(Sandbox::detect_on_path(empty.path().as_os_str()).await));
-        assert!(unavailable(Sandbox::detect_with(Path::new("/nonexistent/bwrap")).await));
+        assert!(unavailable(
+            Sandbox::detect_on_path(empty.path().as_os_str()).await
+        ));
+        assert!(unavailable(
+            Sandbox::detect_with(Path::new("/nonexistent/bwrap")).await
+        ));
         // Something that exits 0 without running anything is not a sandbox...
-        assert!(unavailable(Sandbox::detect_with(Path::new("/usr/bin/true")).await));
+        assert!(unavailable(
+            Sandbox::detect_with(Path::new("/usr/bin/true")).await
+        ));
         // ...nor is one that runs the command but ignores the profile.
         let fake = empty.path().join("bwrap");
-        std::fs::write(&fake, "#!/bin/sh\nwhile [ \"$1\" != -- ]; do shift; done; shift; exec \"$@\"\n")
-            .expect("fake bwrap");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\nwhile [ \"$1\" != -- ]; do shift; done; shift; exec \"$@\"\n",
+        )
+        .expect("fake bwrap");
         set_mode(&fake, 0o755);
-        assert!(unavailable(Sandbox::detect_on_path(empty.path().as_os_str()).await));
+        assert!(unavailable(
+            Sandbox::detect_on_path(empty.path().as_os_str()).await
+        ));
         assert!(Sandbox::detect().await.is_ok(), "the real bwrap must pass");
     })
     .await;
@@ -327,7 +371,9 @@ async fn detection_fails_closed() {
 
 /// Host processes with their argv (zombies have none, so they don't count as alive).
 fn processes() -> Vec<(u32, Vec<String>)> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return vec![] };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
     entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|pid| {
@@ -344,14 +390,20 @@ fn processes() -> Vec<(u32, Vec<String>)> {
 
 /// Live host processes with `needle` anywhere in their argv.
 fn processes_with(needle: &str) -> Vec<(u32, Vec<String>)> {
-    processes().into_iter().filter(|(_, argv)| argv.iter().any(|arg| arg.contains(needle))).collect()
+    processes()
+        .into_iter()
+        .filter(|(_, argv)| argv.iter().any(|arg| arg.contains(needle)))
+        .collect()
 }
 
 /// Polls `condition` until it holds, failing the test after `bound`.
 async fn poll_until(bound: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + bound;
     while !condition() {
-        assert!(tokio::time::Instant::now() < deadline, "condition not met within {bound:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within {bound:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

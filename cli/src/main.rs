@@ -4,6 +4,7 @@
 mod api_client;
 mod commands;
 mod demo;
+mod history;
 mod serve;
 mod settings;
 mod temporal_server;
@@ -76,6 +77,12 @@ enum Commands {
     },
     /// Cancel a task; its work in progress is still pushed to the task branch
     Cancel { id: String },
+    /// Write a task's Temporal history (SDK JSON) to a file, for replay tests
+    ExportHistory {
+        id: String,
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -102,5 +109,8 @@ async fn main() -> anyhow::Result<()> {
             commands::review(&api, &id, verdict, &reviewer, comment).await
         }
         Commands::Cancel { id } => commands::cancel(&api, &id).await,
+        Commands::ExportHistory { id, out } => {
+            history::export(&Settings::load(&cli.overrides, None)?, &id, &out).await
+        }
     }
 }

@@ -29,7 +29,7 @@ impl Temporal {
             let client = temporal_server::connect(address, &settings.temporal.namespace, &identity, CONNECT_WAIT).await?;
             return Ok(Temporal { client, ui_url: None, dev_server: None });
         }
-        let mut server = DevServer::start(&settings.temporal.cli, &settings.data_dir, &settings.temporal.namespace).await?;
+        let mut server = DevServer::start(&settings.temporal, &settings.data_dir).await?;
         let client = match temporal_server::connect(&server.address, &settings.temporal.namespace, &identity, CONNECT_WAIT).await {
             Ok(client) => client,
             Err(err) => {

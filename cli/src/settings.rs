@@ -27,6 +27,9 @@ pub struct TemporalSettings {
     pub namespace: String,
     /// The Temporal CLI used to start the dev server.
     pub cli: String,
+    /// Ports of the dev server's frontend and UI; unset: 7233 and 8233 when free, else any.
+    pub dev_port: Option<u16>,
+    pub dev_ui_port: Option<u16>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -11,6 +11,8 @@ use nix::unistd::Pid;
 use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, Url};
 use tokio::process::{Child, Command};
 
+use crate::settings::TemporalSettings;
+
 /// A `temporal server start-dev` child, with its SQLite file under the data directory.
 pub struct DevServer {
     child: Child,
@@ -19,10 +21,11 @@ pub struct DevServer {
 }
 
 impl DevServer {
-    /// Starts the dev server on 7233/8233 when free, else on free ports.
-    pub async fn start(cli: &str, data_dir: &Path, namespace: &str) -> anyhow::Result<DevServer> {
-        let port = free_port(7233)?;
-        let ui_port = free_port(8233)?;
+    /// Starts the dev server on the configured ports, or 7233/8233 when free, else free ports.
+    pub async fn start(settings: &TemporalSettings, data_dir: &Path) -> anyhow::Result<DevServer> {
+        let (cli, namespace) = (&settings.cli, &settings.namespace);
+        let port = settings.dev_port.map_or_else(|| free_port(7233), Ok)?;
+        let ui_port = settings.dev_ui_port.map_or_else(|| free_port(8233), Ok)?;
         let log = std::fs::File::create(data_dir.join("temporal.log"))
             .with_context(|| format!("cannot create {}", data_dir.join("temporal.log").display()))?;
         let mut command = Command::new(cli);

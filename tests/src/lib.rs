@@ -1,1 +1,344 @@
-//! placeholder
+//! Harness of the end-to-end tests: the real `errand` binary, a real Temporal dev server, real
+//! bare git remotes and real bubblewrap, on free ports and in temporary directories.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use serde_json::{Value, json};
+use temporalio_client::WorkflowHistory;
+use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
+use tempfile::TempDir;
+use workflows::AgentTaskWorkflow;
+
+/// The `errand` binary built by `cargo build --bin errand` (see scripts/test).
+pub fn errand_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("ERRAND_BIN") {
+        return bin.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("debug/errand")
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("repository root")
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process killed (SIGTERM, then SIGKILL) when dropped.
+pub struct Proc {
+    pub child: Child,
+}
+
+impl Proc {
+    pub fn spawn(command: &mut Command) -> anyhow::Result<Proc> {
+        let child = command.stdin(Stdio::null()).spawn().with_context(|| format!("cannot spawn {command:?}"))?;
+        Ok(Proc { child })
+    }
+
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait up to `grace`; true if it exited by itself in time.
+    pub fn stop(&mut self, grace: Duration) -> bool {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill_hard();
+        false
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop(Duration::from_secs(15));
+        }
+    }
+}
+
+/// A Temporal dev server of the test's own (in memory), for multi-process tests.
+pub struct DevServer {
+    _proc: Proc,
+    pub address: String,
+}
+
+impl DevServer {
+    pub fn start() -> anyhow::Result<DevServer> {
+        let port = free_port();
+        let proc = Proc::spawn(
+            Command::new("temporal")
+                .args(["server", "start-dev", "--headless", "--ip", "127.0.0.1", "--log-level", "error"])
+                .args(["--port", &port.to_string()])
+                .stdout(Stdio::null()),
+        )?;
+        let address = format!("127.0.0.1:{port}");
+        wait_for(Duration::from_secs(30), || std::net::TcpStream::connect(&address).is_ok())?;
+        Ok(DevServer { _proc: proc, address })
+    }
+}
+
+/// One `errand` deployment under test: `up`, or separate `api` and `worker` processes.
+pub struct Errand {
+    pub api: String,
+    /// The Temporal frontend this deployment uses.
+    pub temporal_address: String,
+    pub data_dir: TempDir,
+    pub processes: Vec<Proc>,
+    http: reqwest::Client,
+}
+
+impl Errand {
+    /// `errand up`: its own dev server, SQLite, API and worker in one process.
+    pub async fn up() -> anyhow::Result<Errand> {
+        let data_dir = tempfile::tempdir()?;
+        let (port, temporal_port) = (free_port(), free_port());
+        let mut command = errand_command(data_dir.path());
+        command
+            .args(["up", "--listen", &format!("127.0.0.1:{port}")])
+            .env("ERRAND__TEMPORAL__DEV_PORT", temporal_port.to_string())
+            .env("ERRAND__TEMPORAL__DEV_UI_PORT", free_port().to_string());
+        let proc = Proc::spawn(&mut command)?;
+        let temporal = format!("127.0.0.1:{temporal_port}");
+        Errand::ready(format!("http://127.0.0.1:{port}"), temporal, data_dir, vec![proc]).await
+    }
+
+    /// `errand api` plus `errand worker` against `temporal`, sharing a SQLite file.
+    pub async fn split(temporal: &DevServer) -> anyhow::Result<Errand> {
+        let data_dir = tempfile::tempdir()?;
+        let port = free_port();
+        let api = Proc::spawn(
+            errand_command(data_dir.path())
+                .args(["api", "--listen", &format!("127.0.0.1:{port}"), "--temporal-address", &temporal.address]),
+        )?;
+        let api_url = format!("http://127.0.0.1:{port}");
+        let mut errand = Errand::ready(api_url, temporal.address.clone(), data_dir, vec![api]).await?;
+        errand.start_worker(temporal)?;
+        Ok(errand)
+    }
+
+    pub fn start_worker(&mut self, temporal: &DevServer) -> anyhow::Result<()> {
+        let worker = Proc::spawn(
+            errand_command(self.data_dir.path()).args(["worker", "--temporal-address", &temporal.address]),
+        )?;
+        self.processes.push(worker);
+        Ok(())
+    }
+
+    async fn ready(api: String, temporal_address: String, data_dir: TempDir, processes: Vec<Proc>) -> anyhow::Result<Errand> {
+        let mut errand = Errand { api, temporal_address, data_dir, processes, http: reqwest::Client::new() };
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Ok(r) = errand.http.get(format!("{}/healthz", errand.api)).send().await
+                && r.status().is_success()
+            {
+                return Ok(errand);
+            }
+            for p in &mut errand.processes {
+                if let Some(status) = p.child.try_wait()? {
+                    bail!("errand exited before it was ready: {status}");
+                }
+            }
+            ensure!(Instant::now() < deadline, "errand did not answer on {} within 90s", errand.api);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Sends a request; returns the HTTP status and the JSON body.
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>, key: Option<&str>) -> anyhow::Result<(u16, Value)> {
+        let url = format!("{}{path}", self.api);
+        let mut request = match method {
+            "GET" => self.http.get(url),
+            "POST" => self.http.post(url),
+            other => bail!("unsupported method {other}"),
+        };
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let text = response.text().await?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok((status, body))
+    }
+
+    pub async fn post_ok(&self, path: &str, body: Value, key: Option<&str>) -> anyhow::Result<Value> {
+        let (status, answer) = self.call("POST", path, Some(body), key).await?;
+        ensure!((200..300).contains(&status), "POST {path}: {status} {answer}");
+        Ok(answer)
+    }
+
+    pub async fn task(&self, id: &str) -> anyhow::Result<Value> {
+        let (status, task) = self.call("GET", &format!("/v1/tasks/{id}"), None, None).await?;
+        ensure!(status == 200, "GET task {id}: {status} {task}");
+        Ok(task)
+    }
+
+    /// Polls the task until its status is `want` (or final), within `within`.
+    pub async fn wait_for_status(&self, id: &str, want: &str, within: Duration) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let task = self.task(id).await?;
+            let status = task["status"].as_str().unwrap_or_default();
+            if status == want {
+                return Ok(task);
+            }
+            let is_final = matches!(status, "merged" | "closed" | "incomplete" | "cancelled" | "failed");
+            ensure!(!is_final, "task {id} ended {status} while waiting for {want}: {task}");
+            ensure!(Instant::now() < deadline, "task {id} still {status} after {within:?}, waiting for {want}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn review(&self, id: &str, decision: &str, reviewer: &str, comment: Option<&str>) -> anyhow::Result<(u16, Value)> {
+        let body = json!({"decision": decision, "reviewer": reviewer, "comment": comment});
+        self.call("POST", &format!("/v1/tasks/{id}/review"), Some(body), None).await
+    }
+
+    /// Replays the task's fresh history against the current workflow code; with
+    /// `ERRAND_RECORD_HISTORIES=1` also keeps it for the replay test of the `workflows` crate.
+    pub async fn check_replay(&self, id: &str, scenario: &str) -> anyhow::Result<()> {
+        let file = self.data_dir.path().join(format!("{scenario}.history.json"));
+        let status = Command::new(errand_bin())
+            .args(["export-history", id, "--temporal-address", &self.temporal_address, "--out"])
+            .arg(&file)
+            .status()?;
+        ensure!(status.success(), "export-history {id} failed: {status}");
+        let json = std::fs::read(&file)?;
+        let options = WorkflowReplayerOptions::new().register_workflow::<AgentTaskWorkflow>()?.build();
+        WorkflowReplayer::new(options)?
+            .replay_workflow(WorkflowHistory::from_json(&json)?)
+            .await
+            .with_context(|| format!("the history of {scenario} does not replay"))?;
+        if std::env::var_os("ERRAND_RECORD_HISTORIES").is_some() {
+            let keep = repo_root().join(format!("workflows/tests/histories/{scenario}.json"));
+            std::fs::write(&keep, &json)?;
+        }
+        Ok(())
+    }
+
+    /// The agent's log of a round on the worker host.
+    pub fn agent_log(&self, id: &str, round: u32) -> PathBuf {
+        self.data_dir.path().join(format!("tasks/{id}/round-{round}/agent.log"))
+    }
+}
+
+fn errand_command(data_dir: &Path) -> Command {
+    let mut command = Command::new(errand_bin());
+    command
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--playbooks-dir")
+        .arg(repo_root().join("playbooks"))
+        .env("ERRAND_LOG", "warn");
+    command
+}
+
+/// A bare git repository holding the example calculator (its test fails), as a local forge.
+pub struct Remote {
+    dir: TempDir,
+}
+
+impl Remote {
+    pub fn calculator() -> anyhow::Result<Remote> {
+        let dir = tempfile::tempdir()?;
+        let seed = dir.path().join("seed");
+        std::fs::create_dir(&seed)?;
+        for name in ["calc.sh", "test.sh", "README.md"] {
+            std::fs::copy(repo_root().join("examples/calculator").join(name), seed.join(name))?;
+        }
+        git(&seed, &["init", "-q", "-b", "main"])?;
+        git(&seed, &["add", "."])?;
+        git(&seed, &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "seed"])?;
+        git(dir.path(), &["clone", "-q", "--bare", "seed", "remote.git"])?;
+        // Every ref update is logged, so tests can count pushes.
+        git(&dir.path().join("remote.git"), &["config", "core.logAllRefUpdates", "always"])?;
+        Ok(Remote { dir })
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("remote.git")
+    }
+
+    pub fn git(&self, args: &[&str]) -> anyhow::Result<String> {
+        git(&self.path(), args)
+    }
+
+    /// A file's content on a branch of the remote.
+    pub fn show(&self, branch: &str, file: &str) -> anyhow::Result<String> {
+        self.git(&["show", &format!("{branch}:{file}")])
+    }
+
+    /// How many times a branch was updated by pushes.
+    pub fn updates_of(&self, branch: &str) -> anyhow::Result<usize> {
+        Ok(self.git(&["reflog", "show", "--format=%H", &format!("refs/heads/{branch}")])?.lines().count())
+    }
+
+    pub fn branches(&self) -> anyhow::Result<Vec<String>> {
+        Ok(self.git(&["branch", "--format=%(refname:short)"])?.lines().map(String::from).collect())
+    }
+}
+
+pub fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .args(args)
+        .output()?;
+    ensure!(out.status.success(), "git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Writes an agent script (sh) to a temporary directory and returns its path.
+pub fn agent(dir: &Path, name: &str, body: &str) -> anyhow::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\nset -eu\n{body}\n"))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(path.display().to_string())
+}
+
+/// The fix the calculator needs.
+pub const FIX_ADD: &str = r#"sed -i 's/echo \$((a - b))/echo $((a + b))/' calc.sh"#;
+
+/// An ad-hoc task on the calculator with this agent.
+pub fn calculator_task(remote: &Remote, agent: &str, max_rounds: u32) -> Value {
+    json!({
+        "repo": remote.path().display().to_string(),
+        "base": "main",
+        "instructions": "Make `sh test.sh` pass.",
+        "checks": ["sh test.sh"],
+        "agent": {"kind": "command", "command": [agent]},
+        "max_rounds": max_rounds,
+        "time_budget_secs": 60,
+        "requester": "alice",
+    })
+}
+
+pub fn wait_for(within: Duration, mut ready: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + within;
+    while !ready() {
+        ensure!(Instant::now() < deadline, "not ready within {within:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}

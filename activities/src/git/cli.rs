@@ -23,19 +23,32 @@ pub enum GitError {
     #[error("{message}")]
     BadInput { message: String },
     #[error("merging {commit} into {base} conflicts in {}", files.join(", "))]
-    MergeConflict { base: String, commit: String, files: Vec<String> },
+    MergeConflict {
+        base: String,
+        commit: String,
+        files: Vec<String>,
+    },
     /// The remote refused a non-forced update (it moved on, or a remote hook declined).
     #[error("push to {refname} rejected: {reason}")]
     PushRejected { refname: String, reason: String },
     #[error("git {} failed ({status}): {stderr}", args.join(" "))]
-    Failed { args: Vec<String>, status: String, stderr: String },
+    Failed {
+        args: Vec<String>,
+        status: String,
+        stderr: String,
+    },
     #[error("cannot run git {}: {source}", args.join(" "))]
-    Spawn { args: Vec<String>, source: std::io::Error },
+    Spawn {
+        args: Vec<String>,
+        source: std::io::Error,
+    },
 }
 
 impl GitError {
     pub(crate) fn bad_input(message: impl Into<String>) -> Self {
-        Self::BadInput { message: message.into() }
+        Self::BadInput {
+            message: message.into(),
+        }
     }
 }
 
@@ -55,7 +68,10 @@ pub(crate) struct Git {
 
 impl Git {
     pub fn in_dir(dir: &Path) -> Self {
-        Self { dir: Some(dir.to_owned()), config: Vec::new() }
+        Self {
+            dir: Some(dir.to_owned()),
+            config: Vec::new(),
+        }
     }
 
     pub fn anywhere() -> Self {
@@ -64,8 +80,10 @@ impl Git {
 
     /// Sets author and committer for the commands run with this context.
     pub fn identity(mut self, name: &str, email: &str) -> Self {
-        self.config.extend(["-c".into(), format!("user.name={name}")]);
-        self.config.extend(["-c".into(), format!("user.email={email}")]);
+        self.config
+            .extend(["-c".into(), format!("user.name={name}")]);
+        self.config
+            .extend(["-c".into(), format!("user.email={email}")]);
         self
     }
 
@@ -90,10 +108,10 @@ impl Git {
             .env("LC_ALL", "C")
             .stdin(Stdio::null())
             .kill_on_drop(true);
-        let output = command
-            .output()
-            .await
-            .map_err(|source| GitError::Spawn { args: owned(args), source })?;
+        let output = command.output().await.map_err(|source| GitError::Spawn {
+            args: owned(args),
+            source,
+        })?;
         Ok(Output {
             code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -124,7 +142,15 @@ impl Git {
     /// The commit `rev` names, or None when it names none.
     pub async fn commit_of(&self, rev: &str) -> Result<Option<String>, GitError> {
         let spec = format!("{rev}^{{commit}}");
-        let output = self.output(&["rev-parse", "--verify", "--quiet", "--end-of-options", &spec]).await?;
+        let output = self
+            .output(&[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                &spec,
+            ])
+            .await?;
         Ok((output.code == Some(0)).then(|| output.stdout.trim().to_owned()))
     }
 }
@@ -132,7 +158,10 @@ impl Git {
 pub(crate) fn failed(args: &[&str], output: &Output) -> GitError {
     GitError::Failed {
         args: owned(args),
-        status: output.code.map_or_else(|| "killed by a signal".into(), |code| format!("exit {code}")),
+        status: output.code.map_or_else(
+            || "killed by a signal".into(),
+            |code| format!("exit {code}"),
+        ),
         stderr: output.stderr.clone(),
     }
 }

@@ -41,7 +41,10 @@ pub fn generated_etc() -> Vec<(&'static str, String)> {
                  nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
             ),
         ),
-        ("/etc/group", format!("root:x:0:\nagent:x:{uid}:\nnogroup:x:65534:\n")),
+        (
+            "/etc/group",
+            format!("root:x:0:\nagent:x:{uid}:\nnogroup:x:65534:\n"),
+        ),
         (
             "/etc/hosts",
             format!("127.0.0.1 localhost\n::1 localhost\n127.0.1.1 {SANDBOX_HOSTNAME}\n"),
@@ -83,7 +86,11 @@ impl HostLayout {
                 }
             })
             .collect();
-        let etc = HOST_ETC.iter().map(PathBuf::from).filter(|path| path.exists()).collect();
+        let etc = HOST_ETC
+            .iter()
+            .map(PathBuf::from)
+            .filter(|path| path.exists())
+            .collect();
         Self { usr_aliases, etc }
     }
 }
@@ -119,7 +126,12 @@ pub fn bwrap_args(
     args.flags(&["--uid", &uid, "--gid", &uid]);
 
     args.flag("--clearenv");
-    let defaults = [("PATH", SANDBOX_PATH), ("HOME", SANDBOX_HOME), ("TMPDIR", "/tmp"), ("LANG", "C.UTF-8")];
+    let defaults = [
+        ("PATH", SANDBOX_PATH),
+        ("HOME", SANDBOX_HOME),
+        ("TMPDIR", "/tmp"),
+        ("LANG", "C.UTF-8"),
+    ];
     for (name, value) in defaults {
         args.flags(&["--setenv", name, value]);
     }
@@ -144,14 +156,23 @@ pub fn bwrap_args(
 
     args.flags(&["--proc", "/proc", "--dev", "/dev"]);
     args.flags(&["--size", &TMP_SIZE_BYTES.to_string(), "--tmpfs", "/tmp"]);
-    args.flags(&["--size", &HOME_SIZE_BYTES.to_string(), "--tmpfs", SANDBOX_HOME]);
+    args.flags(&[
+        "--size",
+        &HOME_SIZE_BYTES.to_string(),
+        "--tmpfs",
+        SANDBOX_HOME,
+    ]);
 
-    args.flag("--bind").path(&spec.workspace).path(WORKSPACE_MOUNT);
+    args.flag("--bind")
+        .path(&spec.workspace)
+        .path(WORKSPACE_MOUNT);
     if spec.protect_git {
         // After the workspace bind, so it lands on top: the agent edits files but cannot plant
         // hooks or config that the host's git would later run.
         let git = Path::new(WORKSPACE_MOUNT).join(".git");
-        args.flag("--ro-bind").path(&spec.workspace.join(".git")).path(&git);
+        args.flag("--ro-bind")
+            .path(spec.workspace.join(".git"))
+            .path(&git);
     }
     if let Some(inputs) = &spec.inputs_dir {
         args.flag("--ro-bind").path(inputs).path(INPUTS_MOUNT);
@@ -203,8 +224,13 @@ mod tests {
     fn merged_usr() -> HostLayout {
         HostLayout {
             usr_aliases: vec![
-                UsrAlias::Symlink { path: "/bin".into(), target: "usr/bin".into() },
-                UsrAlias::Dir { path: "/lib64".into() },
+                UsrAlias::Symlink {
+                    path: "/bin".into(),
+                    target: "usr/bin".into(),
+                },
+                UsrAlias::Dir {
+                    path: "/lib64".into(),
+                },
             ],
             etc: vec!["/etc/ld.so.cache".into()],
         }
@@ -240,8 +266,14 @@ mod tests {
         ] {
             assert!(find(&args, run).is_some(), "missing {run:?} in {args:?}");
         }
-        assert!(!args.iter().any(|arg| arg == "--share-net"), "network must stay unshared");
-        assert!(find(&args, &["--ro-bind", "/", "/"]).is_none() && find(&args, &["--bind", "/", "/"]).is_none());
+        assert!(
+            !args.iter().any(|arg| arg == "--share-net"),
+            "network must stay unshared"
+        );
+        assert!(
+            find(&args, &["--ro-bind", "/", "/"]).is_none()
+                && find(&args, &["--bind", "/", "/"]).is_none()
+        );
     }
 
     #[test]
@@ -249,14 +281,21 @@ mod tests {
         let args = args(&spec());
         let workspace = find(&args, &["--bind", "/work/ws", "/repo"]).expect("workspace bind");
         let git = find(&args, &["--ro-bind", "/work/ws/.git", "/repo/.git"]).expect("git bind");
-        assert!(workspace < git, "the .git bind must come after the workspace bind");
+        assert!(
+            workspace < git,
+            "the .git bind must come after the workspace bind"
+        );
         assert!(find(&args, &["--ro-bind", "/work/in", "/run/errand"]).is_some());
 
         let without_git = args_for(|spec| {
             spec.protect_git = false;
             spec.inputs_dir = None;
         });
-        assert!(!without_git.iter().any(|arg| arg == "/repo/.git" || arg == "/run/errand"));
+        assert!(
+            !without_git
+                .iter()
+                .any(|arg| arg == "/repo/.git" || arg == "/run/errand")
+        );
     }
 
     fn args_for(change: impl FnOnce(&mut ResolvedSpec)) -> Vec<String> {
@@ -271,9 +310,19 @@ mod tests {
         assert!(find(&args, &["--ro-bind", "/usr", "/usr"]).is_some());
         assert!(find(&args, &["--symlink", "usr/bin", "/bin"]).is_some());
         assert!(find(&args, &["--ro-bind", "/lib64", "/lib64"]).is_some());
-        assert!(find(&args, &["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]).is_some());
+        assert!(
+            find(
+                &args,
+                &["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+            )
+            .is_some()
+        );
         assert!(find(&args, &["--ro-bind-data", "7", "/etc/passwd"]).is_some());
-        assert!(!args.iter().any(|arg| arg == "/etc" || arg == "/root" || arg == "/run"));
+        assert!(
+            !args
+                .iter()
+                .any(|arg| arg == "/etc" || arg == "/root" || arg == "/run")
+        );
     }
 
     #[test]
@@ -300,13 +349,27 @@ mod tests {
             spec.program = Some("/opt/agent/bin/agent-1.2".into());
             spec.argv = vec!["/opt/agent/bin/agent".into()];
         });
-        assert!(find(&args, &["--ro-bind", "/opt/agent/bin/agent-1.2", "/opt/agent/bin/agent"]).is_some());
+        assert!(
+            find(
+                &args,
+                &[
+                    "--ro-bind",
+                    "/opt/agent/bin/agent-1.2",
+                    "/opt/agent/bin/agent"
+                ]
+            )
+            .is_some()
+        );
     }
 
     #[test]
     fn generated_passwd_names_the_agent() {
         let files = generated_etc();
-        let passwd = &files.iter().find(|(dest, _)| *dest == "/etc/passwd").expect("passwd").1;
+        let passwd = &files
+            .iter()
+            .find(|(dest, _)| *dest == "/etc/passwd")
+            .expect("passwd")
+            .1;
         assert!(passwd.contains("agent:x:1000:1000:errand agent:/home/agent:/bin/sh"));
     }
 }

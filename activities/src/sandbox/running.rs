@@ -108,7 +108,10 @@ impl RunningCommand {
     }
 
     pub fn progress(&self) -> ProgressHandle {
-        ProgressHandle { started: self.started, capture: Arc::clone(&self.capture) }
+        ProgressHandle {
+            started: self.started,
+            capture: Arc::clone(&self.capture),
+        }
     }
 
     /// Waits for exit, the deadline (kills the whole tree), or `cancel` resolving (kills the
@@ -130,9 +133,15 @@ impl RunningCommand {
         let duration = self.started.elapsed();
         if matches!(exit, Exit::TimedOut | Exit::Cancelled) {
             self.kill_tree();
-            self.child.wait().await.map_err(|source| SandboxError::Wait { source })?;
+            self.child
+                .wait()
+                .await
+                .map_err(|source| SandboxError::Wait { source })?;
         }
-        if tokio::time::timeout(DRAIN_GRACE, &mut self.reader).await.is_err() {
+        if tokio::time::timeout(DRAIN_GRACE, &mut self.reader)
+            .await
+            .is_err()
+        {
             tracing::warn!(pid = %self.process_group, "sandbox output still open after exit; dropping the rest");
             self.reader.abort();
         }
@@ -180,5 +189,7 @@ async fn drain(mut output: pipe::Receiver, capture: SharedCapture) {
 fn lock(capture: &SharedCapture) -> MutexGuard<'_, OutputCapture<File>> {
     // A panic while holding the lock leaves the capture usable (it only appends), so a
     // poisoned lock is not a reason to lose the output.
-    capture.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    capture
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

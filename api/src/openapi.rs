@@ -1,0 +1,44 @@
+//! The OpenAPI document and the routes it describes, assembled in one place so that the
+//! served API and the committed `api/openapi.json` cannot drift apart.
+
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::SharedState;
+use crate::routes::{PLAYBOOKS, SERVICE, TASKS, health, playbooks, reviews, tasks};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Errand API",
+        description = "Errand runs coding agents on bounded tasks as durable Temporal workflows. \
+            Trigger tasks (ad hoc or from playbooks), follow them, review their work and cancel them. \
+            Every error answers `{\"error\": {\"code\", \"message\", \"field\"?}}`.",
+    ),
+    tags(
+        (name = TASKS, description = "Tasks: trigger, read, list, review, cancel"),
+        (name = PLAYBOOKS, description = "Playbooks: versioned task recipes, and running them"),
+        (name = SERVICE, description = "The service itself"),
+    ),
+)]
+struct ApiDoc;
+
+/// Every documented route, without state.
+pub fn routes() -> OpenApiRouter<SharedState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(tasks::create_task, tasks::list_tasks))
+        .routes(routes!(tasks::get_task))
+        .routes(routes!(tasks::cancel_task))
+        .routes(routes!(reviews::review_task))
+        .routes(routes!(playbooks::list_playbooks))
+        .routes(routes!(playbooks::get_playbook))
+        .routes(routes!(playbooks::run_playbook))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::openapi_json))
+}
+
+/// The OpenAPI document of the API (committed as `api/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
