@@ -51,7 +51,8 @@ pub async fn checkout_task(
     if git.commit_of(&local_ref).await?.is_some() {
         let current = git.output(&["symbolic-ref", "--quiet", "HEAD"]).await?;
         if current.stdout.trim() != local_ref {
-            git.run(&["checkout", "--quiet", branch]).await?;
+            // switch, unlike checkout, never reads its argument as a path.
+            git.run(&["switch", "--quiet", branch]).await?;
         }
         // The remote checkpoint may be ahead (pushed from another workspace): catch up when
         // that cannot lose anything; local commits ahead of it are kept as they are.
@@ -68,7 +69,7 @@ pub async fn checkout_task(
         } else {
             &base_ref
         };
-        git.run(&["checkout", "--quiet", "--no-track", "-b", branch, start])
+        git.run(&["switch", "--quiet", "--no-track", "--create", branch, start])
             .await?;
     }
     git.run(&["merge-base", "HEAD", &base_ref]).await

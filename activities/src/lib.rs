@@ -1,4 +1,9 @@
-//! placeholder
+//! Errand's side effects: the sandbox, git against the task's remote, the local forge, and the
+//! store writes of the pipeline, exposed to Temporal as the activities of
+//! `workflows::contracts`.
+
+pub mod data_dir;
 pub mod git;
 pub mod output;
 pub mod sandbox;
+pub mod task_activities;

@@ -55,7 +55,8 @@ pub struct SandboxSpec {
     /// It travels on bwrap's argv, visible to host processes: never put secrets here.
     pub env: Vec<(String, String)>,
     pub timeout: Duration,
-    /// Combined stdout and stderr, capped at `LOG_CAP_BYTES`.
+    /// Combined stdout and stderr, capped at `LOG_CAP_BYTES`. Keep it outside the workspace:
+    /// it is created on the host, following symlinks.
     pub log_path: PathBuf,
 }
 
@@ -238,6 +239,12 @@ fn resolve(spec: &SandboxSpec) -> Result<profile::ResolvedSpec, SandboxError> {
         .workspace
         .canonicalize()
         .map_err(|err| invalid("workspace", format!("{}: {err}", spec.workspace.display())))?;
+    if workspace == Path::new("/") {
+        return Err(invalid(
+            "workspace",
+            "the host root cannot be a workspace".into(),
+        ));
+    }
     if !workspace.is_dir() {
         return Err(invalid(
             "workspace",
@@ -385,6 +392,7 @@ mod tests {
                 "workspace",
                 Box::new(|spec| spec.workspace = "/nonexistent/errand".into()),
             ),
+            ("workspace", Box::new(|spec| spec.workspace = "/".into())),
             ("argv", Box::new(|spec| spec.argv.clear())),
             ("argv", Box::new(|spec| spec.argv.push("a\0b".into()))),
             (

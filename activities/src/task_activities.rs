@@ -39,13 +39,13 @@ impl TaskActivitiesImpl {
 #[activities]
 impl TaskActivitiesImpl {
     #[activity(definition = definitions::Admit)]
-    async fn admit(self: Arc<Self>, _ctx: ActivityContext, spec: TaskSpec) -> Result<(), ActivityError> {
+    pub async fn admit(self: Arc<Self>, _ctx: ActivityContext, spec: TaskSpec) -> Result<(), ActivityError> {
         self.store.admit(&spec).await?;
         Ok(())
     }
 
     #[activity(definition = definitions::RecordStatus)]
-    async fn record_status(
+    pub async fn record_status(
         self: Arc<Self>,
         _ctx: ActivityContext,
         change: StatusChange,
@@ -56,7 +56,7 @@ impl TaskActivitiesImpl {
     }
 
     #[activity(definition = definitions::Provision)]
-    async fn provision(
+    pub async fn provision(
         self: Arc<Self>,
         _ctx: ActivityContext,
         request: ProvisionRequest,
@@ -70,7 +70,7 @@ impl TaskActivitiesImpl {
     }
 
     #[activity(definition = definitions::RunAgent)]
-    async fn run_agent(
+    pub async fn run_agent(
         self: Arc<Self>,
         ctx: ActivityContext,
         request: AgentRunRequest,
@@ -119,7 +119,7 @@ impl TaskActivitiesImpl {
     }
 
     #[activity(definition = definitions::Verify)]
-    async fn verify(
+    pub async fn verify(
         self: Arc<Self>,
         ctx: ActivityContext,
         request: ChecksRequest,
@@ -156,7 +156,7 @@ impl TaskActivitiesImpl {
     }
 
     #[activity(definition = definitions::Push)]
-    async fn push(self: Arc<Self>, _ctx: ActivityContext, request: PushRequest) -> Result<Pushed, ActivityError> {
+    pub async fn push(self: Arc<Self>, _ctx: ActivityContext, request: PushRequest) -> Result<Pushed, ActivityError> {
         let ws = &request.workspace;
         let path = std::path::Path::new(&ws.path);
         let email = author_email(&request.author);
@@ -167,7 +167,7 @@ impl TaskActivitiesImpl {
     }
 
     #[activity(definition = definitions::OpenReview)]
-    async fn open_review(
+    pub async fn open_review(
         self: Arc<Self>,
         _ctx: ActivityContext,
         request: ReviewRequest,
@@ -177,7 +177,7 @@ impl TaskActivitiesImpl {
     }
 
     #[activity(definition = definitions::RecordReview)]
-    async fn record_review(
+    pub async fn record_review(
         self: Arc<Self>,
         _ctx: ActivityContext,
         record: ReviewRecord,
@@ -187,7 +187,7 @@ impl TaskActivitiesImpl {
     }
 
     #[activity(definition = definitions::Merge)]
-    async fn merge(self: Arc<Self>, _ctx: ActivityContext, request: MergeRequest) -> Result<Merged, ActivityError> {
+    pub async fn merge(self: Arc<Self>, _ctx: ActivityContext, request: MergeRequest) -> Result<Merged, ActivityError> {
         let path = std::path::Path::new(&request.workspace.path);
         let email = author_email(&request.merged_by);
         let base_commit = git::merge_into_base(path, &request.base, &request.commit, &request.merged_by, &email)
@@ -197,7 +197,7 @@ impl TaskActivitiesImpl {
     }
 
     #[activity(definition = definitions::Finish)]
-    async fn finish(self: Arc<Self>, _ctx: ActivityContext, request: FinishRequest) -> Result<(), ActivityError> {
+    pub async fn finish(self: Arc<Self>, _ctx: ActivityContext, request: FinishRequest) -> Result<(), ActivityError> {
         self.store.finish(&request).await?;
         if let Some(ws) = &request.workspace {
             match tokio::fs::remove_dir_all(&ws.path).await {

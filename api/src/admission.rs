@@ -2,8 +2,9 @@
 //! names the field at fault. Nothing here does IO; the repository's reachability is checked
 //! separately ([`crate::repo_check`]).
 
+use axum::http::StatusCode;
 use workflows::playbook::{PlaybookError, Resolved};
-use workflows::task::DEFAULT_REVIEW_TIMEOUT_SECS;
+use workflows::task::{DEFAULT_REVIEW_TIMEOUT_SECS, ReviewRejection};
 use workflows::{AgentSpec, TaskSpec, TaskStatus};
 
 use crate::dto::{PlaybookRunRequest, TaskRequest};
@@ -110,7 +111,7 @@ pub fn playbook_error(err: PlaybookError) -> ApiError {
             ApiError::invalid(format!("inputs.{input}"), message)
         }
         PlaybookError::Invalid { .. } | PlaybookError::Parse { .. } => {
-            ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "invalid_playbook", message)
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_playbook", message)
         }
     }
 }
@@ -295,5 +296,22 @@ pub fn list_limit(limit: Option<&str>) -> Result<u64, ApiError> {
             "limit",
             format!("limit must be a whole number from 1 to {MAX_LIST_LIMIT}, not {text:?}"),
         )),
+    }
+}
+
+/// The HTTP answer to a decision the gate's rules refuse.
+pub fn review_error(err: ReviewRejection) -> ApiError {
+    let message = err.to_string();
+    match err {
+        ReviewRejection::NotAwaitingReview(status) => ApiError::new(
+            StatusCode::CONFLICT,
+            "not_awaiting_review",
+            format!("task is not awaiting review: it is {status}"),
+        ),
+        ReviewRejection::SelfReview(_) => {
+            ApiError::new(StatusCode::FORBIDDEN, "self_review", message).with_field("reviewer")
+        }
+        ReviewRejection::NoReviewer => ApiError::invalid("reviewer", message),
+        ReviewRejection::NoComment => ApiError::invalid("comment", message),
     }
 }

@@ -158,23 +158,20 @@ fn strip_preamble(text: &str) -> &str {
     PREAMBLES.iter().find_map(|p| text.strip_prefix(p)).unwrap_or(text)
 }
 
-/// The field a serde message is about: its path (`agent.command: ...`), or the field it names
-/// (`unknown field `x``, `missing field `x``) under that path.
+/// The field a serde message is about: its path (`agent.command: ...`, which for an unknown
+/// field already ends with that field), or the field a message names (`missing field `x``)
+/// under that path.
 pub fn serde_field(message: &str) -> Option<String> {
     let (path, rest) = match message.split_once(": ") {
         Some((path, rest)) if is_path(path) => (Some(path), rest),
         _ => (None, message),
     };
-    let named = ["unknown field `", "missing field `"]
-        .iter()
-        .find_map(|p| rest.strip_prefix(p))
-        .and_then(|r| r.split_once('`'))
-        .map(|(name, _)| name);
-    match (path, named) {
-        (Some(path), Some(name)) => Some(format!("{path}.{name}")),
-        (Some(path), None) => Some(path.to_string()),
-        (None, Some(name)) => Some(name.to_string()),
-        (None, None) => None,
+    let named = |prefix: &str| rest.strip_prefix(prefix).and_then(|r| r.split_once('`')).map(|(name, _)| name);
+    match (path, named("missing field `"), named("unknown field `")) {
+        (Some(path), Some(missing), _) => Some(format!("{path}.{missing}")),
+        (Some(path), None, _) => Some(path.to_string()),
+        (None, Some(name), _) | (None, None, Some(name)) => Some(name.to_string()),
+        (None, None, None) => None,
     }
 }
 
@@ -197,7 +194,9 @@ mod tests {
             ("unknown field `foo`, expected one of `repo`, `base` at line 1 column 7", Some("foo")),
             ("missing field `repo` at line 1 column 2", Some("repo")),
             ("agent: unknown variant `shell`, expected `command` at line 1 column 30", Some("agent")),
-            ("agent: unknown field `cmd`, expected `command`", Some("agent.cmd")),
+            ("agent.cmd: unknown field `cmd`, expected `command`", Some("agent.cmd")),
+            ("priority: unknown field `priority`, expected one of `repo`", Some("priority")),
+            ("agent: missing field `command` at line 1 column 40", Some("agent.command")),
             ("inputs.test: invalid type: integer `3`, expected a string", Some("inputs.test")),
             ("checks[1]: invalid type: null, expected a string", Some("checks[1]")),
             ("expected value at line 1 column 1", None),

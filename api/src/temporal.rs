@@ -50,14 +50,18 @@ pub async fn review(client: &Client, task_id: &str, decision: ReviewDecision) ->
     let update = handle.execute_update(AgentTaskWorkflow::review, decision, WorkflowExecuteUpdateOptions::default());
     match tokio::time::timeout(UPDATE_TIMEOUT, update).await {
         Ok(Ok(progress)) => Ok(progress),
-        Ok(Err(WorkflowUpdateError::NotFound(_))) => Err(ApiError::conflict("task is not awaiting review")),
+        Ok(Err(WorkflowUpdateError::NotFound(_))) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_awaiting_review",
+            "task is not awaiting review",
+        )),
         Ok(Err(WorkflowUpdateError::Failed(failure))) => {
             let message = if failure.message.is_empty() {
                 "the workflow rejected the review decision".to_string()
             } else {
                 failure.message.clone()
             };
-            Err(ApiError::conflict(message))
+            Err(ApiError::new(StatusCode::CONFLICT, "review_rejected", message))
         }
         Ok(Err(err)) => Err(unavailable(&format!("cannot deliver the review of task {task_id}"), &err)),
         Err(_) => Err(ApiError::new(

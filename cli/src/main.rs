@@ -18,7 +18,7 @@ use crate::settings::{Overrides, Settings};
 
 /// Errand: a durable workflow engine for background coding agents, on Temporal.
 #[derive(Debug, Parser)]
-#[command(name = "errand", version, about, long_about = None)]
+#[command(name = "errand", version)]
 struct Cli {
     #[command(flatten)]
     overrides: Overrides,

@@ -16,6 +16,7 @@ pub struct Settings {
     /// Folder of playbook files.
     pub playbooks_dir: PathBuf,
     pub temporal: TemporalSettings,
+    #[serde(default)]
     pub database: DatabaseSettings,
     pub worker: WorkerSection,
 }
@@ -32,7 +33,7 @@ pub struct TemporalSettings {
     pub dev_ui_port: Option<u16>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct DatabaseSettings {
     /// `sqlite://…` or `postgres://…`; unset: SQLite under the data directory.
     pub url: Option<String>,

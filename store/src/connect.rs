@@ -28,12 +28,28 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         let shown = redact(url);
         let options = options_for(url).ok_or_else(|| StoreError::UnsupportedUrl { url: shown.clone() })?;
-        let db = Database::connect(options)
-            .await
-            .map_err(|source| StoreError::Connect { url: shown.clone(), source })?;
-        migrate(&db)
-            .await
-            .map_err(|source| StoreError::Migrate { url: shown.clone(), source })?;
+        let open = |options: ConnectOptions| async {
+            Database::connect(options)
+                .await
+                .map_err(|source| StoreError::Connect { url: shown.clone(), source })
+        };
+        let migrated = |source| StoreError::Migrate { url: shown.clone(), source };
+        let db = if url.starts_with("sqlite:") && !is_sqlite_memory(url) {
+            // SQLite resolves `ON CONFLICT` targets against the schema a connection loaded
+            // earlier, and does not reload it when that fails: a pooled connection opened
+            // during the migration would reject upserts. Migrate on a connection of its own,
+            // then open the pool on the finished schema.
+            let mut single = options.clone();
+            single.max_connections(1);
+            let migrator = open(single).await?;
+            migrate(&migrator).await.map_err(migrated)?;
+            migrator.close().await.map_err(migrated)?;
+            open(options).await?
+        } else {
+            let db = open(options).await?;
+            migrate(&db).await.map_err(migrated)?;
+            db
+        };
         tracing::debug!(url = %shown, "app database ready");
         Ok(Store { db })
     }

@@ -42,7 +42,26 @@ on_both_backends!(
     finish_stores_the_report,
     list_filters_newest_first,
     unknown_values_in_the_database_are_errors,
+    concurrent_writers_all_land,
 );
+
+#[tokio::test]
+async fn in_memory_sqlite_keeps_its_one_database() {
+    let store = connect("sqlite::memory:").await;
+    assert!(store.admit(&spec("t1")).await.unwrap());
+    let clone = store.clone();
+    clone.set_status("t1", TaskStatus::Provisioning, 0, None).await.unwrap();
+    assert_eq!(store.task("t1").await.unwrap().unwrap().task.status, TaskStatus::Provisioning);
+}
+
+#[tokio::test]
+async fn unsupported_urls_are_refused() {
+    let err = Store::connect("mysql://root:hunter2@localhost/errand").await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unsupported database url mysql://root:***@localhost/errand: expected sqlite: or postgres://"
+    );
+}
 
 fn spec(id: &str) -> TaskSpec {
     TaskSpec {
@@ -354,4 +373,26 @@ async fn unknown_values_in_the_database_are_errors(url: &str) {
     assert_eq!(err.to_string(), r#"task t1: unknown status "exploded" in the database"#);
     assert!(matches!(store.tasks(None, 10).await.unwrap_err(), StoreError::Corrupt { .. }));
     raw.close().await.unwrap();
+}
+
+async fn concurrent_writers_all_land(url: &str) {
+    let store = connect(url).await;
+    let writers: Vec<_> = (0..16)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let id = format!("t{n:02}");
+                store.admit(&spec(&id)).await?;
+                store.set_status(&id, TaskStatus::RunningAgent, 1, None).await?;
+                store.record_agent_run(&id, 1, &agent_run(AgentExit::Exited { code: Some(0) }, "ok")).await?;
+                store.record_checks(&id, 1, &[check("test", Some(0))]).await?;
+                store.finish(&finish_request(&id, TaskStatus::Merged, "done")).await
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer task").expect("writes succeed");
+    }
+    let merged = store.tasks(Some(TaskStatus::Merged), 100).await.unwrap();
+    assert_eq!(merged.len(), 16);
 }

@@ -45,7 +45,7 @@ pub struct Outcome {
     pub output_bytes: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Progress {
     pub elapsed_ms: u64,
     pub output_bytes: u64,

@@ -25,11 +25,11 @@ pub struct TaskRequest {
     pub agent: AgentSpec,
     /// Rounds (agent run plus checks) before the task ends incomplete; at least 1.
     #[serde(default)]
-    #[schema(default = 3, minimum = 1)]
+    #[schema(default = 3, minimum = 1, maximum = 100)]
     pub max_rounds: Option<u32>,
     /// Wall-clock budget of one agent run, in seconds; at least 1.
     #[serde(default)]
-    #[schema(default = 600, minimum = 1)]
+    #[schema(default = 600, minimum = 1, maximum = 86400)]
     pub time_budget_secs: Option<u64>,
     /// Who asks; authors the commits and cannot approve the task.
     #[serde(default)]
@@ -37,7 +37,7 @@ pub struct TaskRequest {
     pub requester: Option<String>,
     /// How long the review gate waits for a decision, in seconds (default: 7 days).
     #[serde(default)]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 31536000)]
     pub review_timeout_secs: Option<u64>,
 }
 
@@ -69,6 +69,6 @@ pub struct PlaybookRunRequest {
     pub time_budget_secs: Option<u64>,
     /// How long the review gate waits for a decision, in seconds (default: 7 days).
     #[serde(default)]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 31536000)]
     pub review_timeout_secs: Option<u64>,
 }

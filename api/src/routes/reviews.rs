@@ -4,11 +4,10 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
-use workflows::task::ReviewRejection;
 use workflows::ReviewDecision;
 
 use crate::SharedState;
+use crate::admission::review_error;
 use crate::dto::ReviewAccepted;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
@@ -45,25 +44,8 @@ pub async fn review_task(
         .task(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("task {id} not found")))?;
-    decision.check(record.task.status, &record.task.requester).map_err(rejection)?;
+    decision.check(record.task.status, &record.task.requester).map_err(review_error)?;
     let progress = temporal::review(&state.client, &id, decision).await?;
     tracing::info!(task_id = %id, round = progress.round, "review decision delivered");
     Ok(Json(ReviewAccepted { id, status: progress.status, round: progress.round }))
-}
-
-/// The HTTP answer to a decision the gate's rules refuse.
-pub fn rejection(err: ReviewRejection) -> ApiError {
-    let message = err.to_string();
-    match err {
-        ReviewRejection::NotAwaitingReview(status) => ApiError::new(
-            StatusCode::CONFLICT,
-            "not_awaiting_review",
-            format!("task is not awaiting review: it is {status}"),
-        ),
-        ReviewRejection::SelfReview(_) => {
-            ApiError::new(StatusCode::FORBIDDEN, "self_review", message).with_field("reviewer")
-        }
-        ReviewRejection::NoReviewer => ApiError::invalid("reviewer", message),
-        ReviewRejection::NoComment => ApiError::invalid("comment", message),
-    }
 }
