@@ -29,11 +29,18 @@ pub fn task_spec(id: String, request: TaskRequest) -> Result<TaskSpec, ApiError>
     let repo = repo(&request.repo)?;
     let base = base(request.base.as_deref())?;
     if request.instructions.trim().is_empty() {
-        return Err(ApiError::invalid("instructions", "instructions must not be empty"));
+        return Err(ApiError::invalid(
+            "instructions",
+            "instructions must not be empty",
+        ));
     }
     checks(&request.checks, "checks")?;
     agent(&request.agent, "agent")?;
-    let max_rounds = bounded("max_rounds", request.max_rounds.unwrap_or(DEFAULT_MAX_ROUNDS), MAX_ROUNDS)?;
+    let max_rounds = bounded(
+        "max_rounds",
+        request.max_rounds.unwrap_or(DEFAULT_MAX_ROUNDS),
+        MAX_ROUNDS,
+    )?;
     let time_budget_secs = bounded(
         "time_budget_secs",
         request.time_budget_secs.unwrap_or(DEFAULT_TIME_BUDGET_SECS),
@@ -81,7 +88,12 @@ pub fn playbook_task_spec(
         }
     };
     checks(&resolved.checks, "verification.checks")?;
-    let max_rounds = lowered("max_rounds", request.max_rounds, resolved.max_rounds, "budget.max_rounds")?;
+    let max_rounds = lowered(
+        "max_rounds",
+        request.max_rounds,
+        resolved.max_rounds,
+        "budget.max_rounds",
+    )?;
     let time_budget_secs = lowered(
         "time_budget_secs",
         request.time_budget_secs,
@@ -110,9 +122,11 @@ pub fn playbook_error(err: PlaybookError) -> ApiError {
         PlaybookError::UnknownInput(input) | PlaybookError::MissingInput(input) => {
             ApiError::invalid(format!("inputs.{input}"), message)
         }
-        PlaybookError::Invalid { .. } | PlaybookError::Parse { .. } => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_playbook", message)
-        }
+        PlaybookError::Invalid { .. } | PlaybookError::Parse { .. } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_playbook",
+            message,
+        ),
     }
 }
 
@@ -123,12 +137,15 @@ where
 {
     match requested {
         None => Ok(playbook),
-        Some(value) if value < T::from(1) => {
-            Err(ApiError::invalid(field, format!("{field} must be at least 1")))
-        }
+        Some(value) if value < T::from(1) => Err(ApiError::invalid(
+            field,
+            format!("{field} must be at least 1"),
+        )),
         Some(value) if value > playbook => Err(ApiError::invalid(
             field,
-            format!("{field} may only lower the playbook's {what} ({playbook}), not raise it to {value}"),
+            format!(
+                "{field} may only lower the playbook's {what} ({playbook}), not raise it to {value}"
+            ),
         )),
         Some(value) => Ok(value),
     }
@@ -139,7 +156,10 @@ where
     T: Copy + PartialOrd + From<u8> + std::fmt::Display,
 {
     if value < T::from(1) || value > max {
-        return Err(ApiError::invalid(field, format!("{field} must be between 1 and {max}, not {value}")));
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} must be between 1 and {max}, not {value}"),
+        ));
     }
     Ok(value)
 }
@@ -158,23 +178,41 @@ fn requester(requested: Option<&str>) -> Result<String, ApiError> {
     };
     let requester = requester.trim();
     if requester.is_empty() {
-        return Err(ApiError::invalid("requester", "requester must not be blank; leave it out for anonymous"));
+        return Err(ApiError::invalid(
+            "requester",
+            "requester must not be blank; leave it out for anonymous",
+        ));
     }
     if requester.chars().any(char::is_control) {
-        return Err(ApiError::invalid("requester", "requester must not contain control characters"));
+        return Err(ApiError::invalid(
+            "requester",
+            "requester must not contain control characters",
+        ));
     }
     Ok(requester.to_string())
 }
 
 fn checks(checks: &[String], field: &str) -> Result<(), ApiError> {
     if checks.is_empty() {
-        return Err(ApiError::invalid(field, format!("{field} needs at least one command")));
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} needs at least one command"),
+        ));
     }
     if checks.len() > MAX_CHECKS {
-        return Err(ApiError::invalid(field, format!("{field} has {} commands; at most {MAX_CHECKS}", checks.len())));
+        return Err(ApiError::invalid(
+            field,
+            format!(
+                "{field} has {} commands; at most {MAX_CHECKS}",
+                checks.len()
+            ),
+        ));
     }
     if let Some(i) = checks.iter().position(|c| c.trim().is_empty()) {
-        return Err(ApiError::invalid(format!("{field}[{i}]"), format!("{field}[{i}] must not be blank")));
+        return Err(ApiError::invalid(
+            format!("{field}[{i}]"),
+            format!("{field}[{i}] must not be blank"),
+        ));
     }
     Ok(())
 }
@@ -219,7 +257,8 @@ pub fn base(base: Option<&str>) -> Result<String, ApiError> {
         return Ok(DEFAULT_BASE.to_string());
     };
     let base = base.trim();
-    check_branch_name(base).map_err(|why| ApiError::invalid("base", format!("base {base:?} {why}")))?;
+    check_branch_name(base)
+        .map_err(|why| ApiError::invalid("base", format!("base {base:?} {why}")))?;
     Ok(base.to_string())
 }
 
@@ -247,10 +286,16 @@ pub fn check_branch_name(name: &str) -> Result<(), &'static str> {
     if name.contains("..") || name.contains("@{") {
         return Err("must not contain '..' or '@{'");
     }
-    if name.chars().any(|c| c.is_control() || c == ' ' || "~^:?*[\\".contains(c)) {
+    if name
+        .chars()
+        .any(|c| c.is_control() || c == ' ' || "~^:?*[\\".contains(c))
+    {
         return Err("must not contain spaces, control characters or any of ~ ^ : ? * [ \\");
     }
-    if name.split('/').any(|part| part.starts_with('.') || part.ends_with(".lock")) {
+    if name
+        .split('/')
+        .any(|part| part.starts_with('.') || part.ends_with(".lock"))
+    {
         return Err("must not have a part starting with '.' or ending with '.lock'");
     }
     Ok(())
@@ -260,7 +305,9 @@ pub fn check_branch_name(name: &str) -> Result<(), &'static str> {
 pub fn check_playbook_name(name: &str) -> Result<(), ApiError> {
     let valid = !name.is_empty()
         && name.len() <= MAX_PLAYBOOK_NAME_LEN
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if valid {
         Ok(())
     } else {
@@ -277,7 +324,10 @@ pub fn parse_status(status: &str) -> Result<TaskStatus, ApiError> {
         let known: Vec<&str> = TaskStatus::ALL.iter().map(|s| s.as_str()).collect();
         ApiError::bad_parameter(
             "status",
-            format!("unknown status {status:?}: expected one of {}", known.join(", ")),
+            format!(
+                "unknown status {status:?}: expected one of {}",
+                known.join(", ")
+            ),
         )
     })
 }

@@ -36,7 +36,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), field: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
@@ -65,7 +70,11 @@ impl ApiError {
     /// 500, for failures of our own; the details go to the log, not to the client.
     pub fn internal(context: &str, err: &(dyn std::error::Error + 'static)) -> Self {
         tracing::error!(error = %chain(err), "{context}");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("{context}; see the server log"))
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("{context}; see the server log"),
+        )
     }
 
     pub fn body(&self) -> ErrorBody {
@@ -117,9 +126,11 @@ impl From<JsonRejection> for ApiError {
                     None => err,
                 }
             }
-            JsonRejection::JsonSyntaxError(_) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", strip_preamble(&text))
-            }
+            JsonRejection::JsonSyntaxError(_) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                strip_preamble(&text),
+            ),
             JsonRejection::MissingJsonContentType(_) => ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -144,7 +155,11 @@ impl From<QueryRejection> for ApiError {
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", strip_preamble(&rejection.body_text()))
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            strip_preamble(&rejection.body_text()),
+        )
     }
 }
 
@@ -155,23 +170,34 @@ fn strip_preamble(text: &str) -> &str {
         "Failed to parse the request body as JSON: ",
         "Failed to deserialize query string: ",
     ];
-    PREAMBLES.iter().find_map(|p| text.strip_prefix(p)).unwrap_or(text)
+    PREAMBLES
+        .iter()
+        .find_map(|p| text.strip_prefix(p))
+        .unwrap_or(text)
 }
 
-/// The field a serde message is about: its path (`agent.command: ...`, which for an unknown
-/// field already ends with that field), or the field a message names (`missing field `x``)
-/// under that path.
+/// The field a serde message is about: its path (`agent.command: ...`), and the field the
+/// message names (`missing field `x``, `unknown field `x``) under that path.
 pub fn serde_field(message: &str) -> Option<String> {
     let (path, rest) = match message.split_once(": ") {
         Some((path, rest)) if is_path(path) => (Some(path), rest),
         _ => (None, message),
     };
-    let named = |prefix: &str| rest.strip_prefix(prefix).and_then(|r| r.split_once('`')).map(|(name, _)| name);
-    match (path, named("missing field `"), named("unknown field `")) {
-        (Some(path), Some(missing), _) => Some(format!("{path}.{missing}")),
-        (Some(path), None, _) => Some(path.to_string()),
-        (None, Some(name), _) | (None, None, Some(name)) => Some(name.to_string()),
-        (None, None, None) => None,
+    let named = |prefix: &str| {
+        rest.strip_prefix(prefix)
+            .and_then(|r| r.split_once('`'))
+            .map(|(name, _)| name)
+    };
+    let name = named("missing field `").or_else(|| named("unknown field `"));
+    match (path, name) {
+        // An unknown field of a struct is in the path already; of a tagged enum it is not.
+        (Some(path), Some(name)) if path == name || path.ends_with(&format!(".{name}")) => {
+            Some(path.to_string())
+        }
+        (Some(path), Some(name)) => Some(format!("{path}.{name}")),
+        (Some(path), None) => Some(path.to_string()),
+        (None, Some(name)) => Some(name.to_string()),
+        (None, None) => None,
     }
 }
 
@@ -191,14 +217,39 @@ mod tests {
     #[test]
     fn fields_from_serde_messages() {
         let cases = [
-            ("unknown field `foo`, expected one of `repo`, `base` at line 1 column 7", Some("foo")),
+            (
+                "unknown field `foo`, expected one of `repo`, `base` at line 1 column 7",
+                Some("foo"),
+            ),
             ("missing field `repo` at line 1 column 2", Some("repo")),
-            ("agent: unknown variant `shell`, expected `command` at line 1 column 30", Some("agent")),
-            ("agent.cmd: unknown field `cmd`, expected `command`", Some("agent.cmd")),
-            ("priority: unknown field `priority`, expected one of `repo`", Some("priority")),
-            ("agent: missing field `command` at line 1 column 40", Some("agent.command")),
-            ("inputs.test: invalid type: integer `3`, expected a string", Some("inputs.test")),
-            ("checks[1]: invalid type: null, expected a string", Some("checks[1]")),
+            (
+                "agent: unknown variant `shell`, expected `command` at line 1 column 30",
+                Some("agent"),
+            ),
+            (
+                "agent.cmd: unknown field `cmd`, expected `command`",
+                Some("agent.cmd"),
+            ),
+            (
+                "priority: unknown field `priority`, expected one of `repo`",
+                Some("priority"),
+            ),
+            (
+                "agent: missing field `command` at line 1 column 40",
+                Some("agent.command"),
+            ),
+            (
+                "agent: unknown field `env`, expected `command` at line 1 column 52",
+                Some("agent.env"),
+            ),
+            (
+                "inputs.test: invalid type: integer `3`, expected a string",
+                Some("inputs.test"),
+            ),
+            (
+                "checks[1]: invalid type: null, expected a string",
+                Some("checks[1]"),
+            ),
             ("expected value at line 1 column 1", None),
         ];
         for (message, want) in cases {

@@ -26,7 +26,12 @@ pub async fn read(dir: &Path, name: &str) -> Result<String, ApiError> {
     let metadata = match tokio::fs::metadata(&path).await {
         Ok(metadata) => metadata,
         Err(err) if err.kind() == ErrorKind::NotFound => return Err(not_found()),
-        Err(err) => return Err(ApiError::internal(&format!("cannot read playbook {name}"), &err)),
+        Err(err) => {
+            return Err(ApiError::internal(
+                &format!("cannot read playbook {name}"),
+                &err,
+            ));
+        }
     };
     if !metadata.is_file() {
         return Err(not_found());
@@ -48,14 +53,24 @@ pub async fn list(dir: &Path) -> Result<Vec<PlaybookSummary>, ApiError> {
     let mut entries = match tokio::fs::read_dir(dir).await {
         Ok(entries) => entries,
         Err(err) if err.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(err) => return Err(ApiError::internal("cannot list the playbooks directory", &err)),
+        Err(err) => {
+            return Err(ApiError::internal(
+                "cannot list the playbooks directory",
+                &err,
+            ));
+        }
     };
     let mut names = Vec::new();
     loop {
         let entry = match entries.next_entry().await {
             Ok(Some(entry)) => entry,
             Ok(None) => break,
-            Err(err) => return Err(ApiError::internal("cannot list the playbooks directory", &err)),
+            Err(err) => {
+                return Err(ApiError::internal(
+                    "cannot list the playbooks directory",
+                    &err,
+                ));
+            }
         };
         let file_name = entry.file_name();
         let Some(name) = file_name.to_str().and_then(|f| f.strip_suffix(".yaml")) else {
@@ -70,12 +85,24 @@ pub async fn list(dir: &Path) -> Result<Vec<PlaybookSummary>, ApiError> {
     for name in names {
         let summary = match read(dir, &name).await {
             Ok(content) => match Playbook::parse(&file_name(&name), &content) {
-                Ok(playbook) => PlaybookSummary { name, description: Some(playbook.description), error: None },
-                Err(err) => PlaybookSummary { name, description: None, error: Some(err.to_string()) },
+                Ok(playbook) => PlaybookSummary {
+                    name,
+                    description: Some(playbook.description),
+                    error: None,
+                },
+                Err(err) => PlaybookSummary {
+                    name,
+                    description: None,
+                    error: Some(err.to_string()),
+                },
             },
             // Vanished since the listing, or not a regular file: not a playbook.
             Err(err) if err.status == axum::http::StatusCode::NOT_FOUND => continue,
-            Err(err) => PlaybookSummary { name, description: None, error: Some(err.message) },
+            Err(err) => PlaybookSummary {
+                name,
+                description: None,
+                error: Some(err.message),
+            },
         };
         summaries.push(summary);
     }

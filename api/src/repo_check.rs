@@ -35,12 +35,18 @@ impl From<RepoCheckError> for ApiError {
     fn from(err: RepoCheckError) -> Self {
         let message = err.to_string();
         match err {
-            RepoCheckError::Unreachable { .. } | RepoCheckError::TimedOut { .. } => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "repo_unreachable", message).with_field("repo")
-            }
-            RepoCheckError::NoBranch { .. } => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "branch_not_found", message).with_field("base")
-            }
+            RepoCheckError::Unreachable { .. } | RepoCheckError::TimedOut { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "repo_unreachable",
+                message,
+            )
+            .with_field("repo"),
+            RepoCheckError::NoBranch { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "branch_not_found",
+                message,
+            )
+            .with_field("base"),
             RepoCheckError::Git { .. } => {
                 tracing::error!(error = %message, "repository check failed");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
@@ -53,7 +59,11 @@ impl From<RepoCheckError> for ApiError {
 ///
 /// `base` must already be a valid branch name (`admission::check_branch_name`), so it holds no
 /// glob characters for ls-remote to expand.
-pub async fn check_remote_branch(repo: &str, base: &str, timeout: Duration) -> Result<(), RepoCheckError> {
+pub async fn check_remote_branch(
+    repo: &str,
+    base: &str,
+    timeout: Duration,
+) -> Result<(), RepoCheckError> {
     let reference = format!("refs/heads/{base}");
     let mut command = Command::new("git");
     command
@@ -66,22 +76,34 @@ pub async fn check_remote_branch(repo: &str, base: &str, timeout: Duration) -> R
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let git_error = |err: std::io::Error| RepoCheckError::Git { repo: repo.to_string(), detail: err.to_string() };
+    let git_error = |err: std::io::Error| RepoCheckError::Git {
+        repo: repo.to_string(),
+        detail: err.to_string(),
+    };
     let child = command.spawn().map_err(git_error)?;
     let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
         Ok(output) => output.map_err(git_error)?,
         // Dropping the future kills git (kill_on_drop).
-        Err(_) => return Err(RepoCheckError::TimedOut { repo: repo.to_string(), timeout }),
+        Err(_) => {
+            return Err(RepoCheckError::TimedOut {
+                repo: repo.to_string(),
+                timeout,
+            });
+        }
     };
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let has_branch = stdout
-        .lines()
-        .any(|line| line.split_once('\t').is_some_and(|(_, name)| name == reference));
+    let has_branch = stdout.lines().any(|line| {
+        line.split_once('\t')
+            .is_some_and(|(_, name)| name == reference)
+    });
     match output.status.code() {
         Some(0) if has_branch => Ok(()),
         // 2: the remote answered and has no such ref. 0 without an exact match: only a ref
         // that merely ends the same way (ls-remote matches patterns on their tail).
-        Some(0) | Some(2) => Err(RepoCheckError::NoBranch { repo: repo.to_string(), base: base.to_string() }),
+        Some(0) | Some(2) => Err(RepoCheckError::NoBranch {
+            repo: repo.to_string(),
+            base: base.to_string(),
+        }),
         _ => Err(RepoCheckError::Unreachable {
             repo: repo.to_string(),
             detail: detail(&String::from_utf8_lossy(&output.stderr), output.status),

@@ -37,7 +37,9 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
         return Ok(None);
     };
     let bad = |message: &str| ApiError::bad_parameter("Idempotency-Key", message);
-    let key = value.to_str().map_err(|_| bad("Idempotency-Key must be printable ASCII"))?;
+    let key = value
+        .to_str()
+        .map_err(|_| bad("Idempotency-Key must be printable ASCII"))?;
     check_key(key).map_err(bad)?;
     Ok(Some(key.to_string()))
 }

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use temporalio_client::errors::{WorkflowInteractionError, WorkflowStartError, WorkflowUpdateError};
+use temporalio_client::errors::{
+    WorkflowInteractionError, WorkflowStartError, WorkflowUpdateError,
+};
 use temporalio_client::{
     Client, WorkflowCancelOptions, WorkflowExecuteUpdateOptions, WorkflowIdConflictPolicy,
     WorkflowIdReusePolicy, WorkflowStartOptions,
@@ -31,13 +33,19 @@ pub async fn start_task(client: &Client, spec: TaskSpec) -> Result<(), ApiError>
         .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
         .static_summary(summary(&spec))
         .build();
-    match client.start_workflow(AgentTaskWorkflow::run, spec, options).await {
+    match client
+        .start_workflow(AgentTaskWorkflow::run, spec, options)
+        .await
+    {
         Ok(_) => Ok(()),
         Err(WorkflowStartError::AlreadyStarted { .. }) => {
             tracing::debug!(task_id = %id, "workflow already finished; answering with the existing task");
             Ok(())
         }
-        Err(err) => Err(unavailable(&format!("cannot start the workflow of task {id}"), &err)),
+        Err(err) => Err(unavailable(
+            &format!("cannot start the workflow of task {id}"),
+            &err,
+        )),
     }
 }
 
@@ -45,9 +53,17 @@ pub async fn start_task(client: &Client, spec: TaskSpec) -> Result<(), ApiError>
 ///
 /// The workflow's validator has the last word: a rejection there (e.g. a decision that raced
 /// another) is a 409 with its message. A closed workflow cannot be reviewed.
-pub async fn review(client: &Client, task_id: &str, decision: ReviewDecision) -> Result<TaskProgress, ApiError> {
+pub async fn review(
+    client: &Client,
+    task_id: &str,
+    decision: ReviewDecision,
+) -> Result<TaskProgress, ApiError> {
     let handle = client.get_workflow_handle::<AgentTaskWorkflow>(task_id);
-    let update = handle.execute_update(AgentTaskWorkflow::review, decision, WorkflowExecuteUpdateOptions::default());
+    let update = handle.execute_update(
+        AgentTaskWorkflow::review,
+        decision,
+        WorkflowExecuteUpdateOptions::default(),
+    );
     match tokio::time::timeout(UPDATE_TIMEOUT, update).await {
         Ok(Ok(progress)) => Ok(progress),
         Ok(Err(WorkflowUpdateError::NotFound(_))) => Err(ApiError::new(
@@ -61,9 +77,16 @@ pub async fn review(client: &Client, task_id: &str, decision: ReviewDecision) ->
             } else {
                 failure.message.clone()
             };
-            Err(ApiError::new(StatusCode::CONFLICT, "review_rejected", message))
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "review_rejected",
+                message,
+            ))
         }
-        Ok(Err(err)) => Err(unavailable(&format!("cannot deliver the review of task {task_id}"), &err)),
+        Ok(Err(err)) => Err(unavailable(
+            &format!("cannot deliver the review of task {task_id}"),
+            &err,
+        )),
         Err(_) => Err(ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
             "workflow_timeout",
@@ -78,12 +101,14 @@ pub async fn review(client: &Client, task_id: &str, decision: ReviewDecision) ->
 /// Asks the task's workflow to cancel; it preserves the work and ends `cancelled`.
 pub async fn cancel(client: &Client, task_id: &str) -> Result<(), ApiError> {
     let handle = client.get_workflow_handle::<AgentTaskWorkflow>(task_id);
-    let options = WorkflowCancelOptions::builder().reason(CANCEL_REASON).build();
+    let options = WorkflowCancelOptions::builder()
+        .reason(CANCEL_REASON)
+        .build();
     match handle.cancel(options).await {
         Ok(()) => Ok(()),
-        Err(WorkflowInteractionError::NotFound(_)) => {
-            Err(ApiError::conflict(format!("task {task_id} has no running workflow to cancel")))
-        }
+        Err(WorkflowInteractionError::NotFound(_)) => Err(ApiError::conflict(format!(
+            "task {task_id} has no running workflow to cancel"
+        ))),
         Err(err) => Err(unavailable(&format!("cannot cancel task {task_id}"), &err)),
     }
 }
@@ -92,7 +117,11 @@ pub async fn cancel(client: &Client, task_id: &str) -> Result<(), ApiError> {
 fn unavailable(context: &str, err: &(dyn std::error::Error + 'static)) -> ApiError {
     let cause = chain(err);
     tracing::warn!(error = %cause, "{context}");
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "temporal_unavailable", format!("{context}: {cause}"))
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporal_unavailable",
+        format!("{context}: {cause}"),
+    )
 }
 
 /// One line for the Temporal UI: the playbook, or the start of the instructions.
@@ -100,7 +129,12 @@ fn summary(spec: &TaskSpec) -> String {
     if let Some(playbook) = &spec.playbook {
         return format!("playbook {} on {}", playbook.name, spec.repo);
     }
-    let first = spec.instructions.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default();
+    let first = spec
+        .instructions
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default();
     let mut line: String = first.chars().take(80).collect();
     if first.chars().count() > 80 {
         line.push_str("...");

@@ -40,5 +40,13 @@ pub async fn admit_and_start(state: &ApiState, spec: TaskSpec) -> Result<Respons
 
 fn answer(status: StatusCode, id: String, task_status: TaskStatus) -> Response {
     let location = format!("/v1/tasks/{id}");
-    (status, [(header::LOCATION, location)], Json(TaskState { id, status: task_status })).into_response()
+    (
+        status,
+        [(header::LOCATION, location)],
+        Json(TaskState {
+            id,
+            status: task_status,
+        }),
+    )
+        .into_response()
 }

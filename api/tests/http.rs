@@ -17,10 +17,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use workflows::TaskStatus;
 
+/// An rpc name and its request proto.
+type Call = (String, Vec<u8>);
+
 /// Stands in for the Temporal frontend: records calls, answers as told.
 #[derive(Clone, Default)]
 struct FakeTemporal {
-    calls: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    calls: Arc<Mutex<Vec<Call>>>,
     failures: Arc<Mutex<HashMap<String, (Code, String)>>>,
 }
 
@@ -32,12 +35,18 @@ impl FakeTemporal {
                 let fake = fake.clone();
                 Box::pin(async move {
                     if request.rpc != "GetSystemInfo" {
-                        fake.calls.lock().unwrap().push((request.rpc.clone(), request.proto.to_vec()));
+                        fake.calls
+                            .lock()
+                            .unwrap()
+                            .push((request.rpc.clone(), request.proto.to_vec()));
                     }
                     if let Some((code, message)) = fake.failures.lock().unwrap().get(&request.rpc) {
                         return Err(Status::new(*code, message.clone()));
                     }
-                    Ok(GrpcSuccessResponse { headers: Default::default(), proto: Vec::new() })
+                    Ok(GrpcSuccessResponse {
+                        headers: Default::default(),
+                        proto: Vec::new(),
+                    })
                 })
             }),
         };
@@ -45,12 +54,17 @@ impl FakeTemporal {
             .service_override(service)
             .dns_load_balancing(None)
             .build();
-        let connection = Connection::connect(options).await.expect("the fake connects");
+        let connection = Connection::connect(options)
+            .await
+            .expect("the fake connects");
         Client::new(connection, ClientOptions::new("errand-test").build()).expect("a client")
     }
 
     fn fail(&self, rpc: &str, code: Code, message: &str) {
-        self.failures.lock().unwrap().insert(rpc.to_string(), (code, message.to_string()));
+        self.failures
+            .lock()
+            .unwrap()
+            .insert(rpc.to_string(), (code, message.to_string()));
     }
 
     fn heal(&self) {
@@ -59,12 +73,20 @@ impl FakeTemporal {
 
     /// The calls of one rpc, as the raw request protos.
     fn calls(&self, rpc: &str) -> Vec<Vec<u8>> {
-        self.calls.lock().unwrap().iter().filter(|(r, _)| r == rpc).map(|(_, p)| p.clone()).collect()
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(r, _)| r == rpc)
+            .map(|(_, p)| p.clone())
+            .collect()
     }
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
 }
 
 const PLAYBOOK: &str = "\
@@ -106,7 +128,9 @@ impl TestApi {
         std::fs::write(playbooks.join("Bad_Name.yaml"), PLAYBOOK).unwrap();
 
         let temporal = FakeTemporal::default();
-        let store = store::Store::connect("sqlite::memory:").await.expect("an in-memory store");
+        let store = store::Store::connect("sqlite::memory:")
+            .await
+            .expect("an in-memory store");
         let state = api::ApiState {
             client: temporal.client().await,
             store: store.clone(),
@@ -118,7 +142,13 @@ impl TestApi {
         let addr = listener.local_addr().unwrap();
         let app = api::router(state);
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        TestApi { addr, store, temporal, repo, _dir: dir }
+        TestApi {
+            addr,
+            store,
+            temporal,
+            repo,
+            _dir: dir,
+        }
     }
 
     async fn get(&self, path: &str) -> Answer {
@@ -126,19 +156,36 @@ impl TestApi {
     }
 
     async fn post(&self, path: &str, body: Value) -> Answer {
-        self.send("POST", path, &[("content-type", "application/json")], Some(body.to_string())).await
+        self.send(
+            "POST",
+            path,
+            &[("content-type", "application/json")],
+            Some(body.to_string()),
+        )
+        .await
     }
 
     async fn post_with_key(&self, path: &str, key: &str, body: Value) -> Answer {
-        let headers = [("content-type", "application/json"), ("idempotency-key", key)];
-        self.send("POST", path, &headers, Some(body.to_string())).await
+        let headers = [
+            ("content-type", "application/json"),
+            ("idempotency-key", key),
+        ];
+        self.send("POST", path, &headers, Some(body.to_string()))
+            .await
     }
 
     /// One HTTP/1.1 request on its own connection.
-    async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<String>) -> Answer {
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> Answer {
         let mut stream = TcpStream::connect(self.addr).await.unwrap();
         let body = body.unwrap_or_default();
-        let mut request = format!("{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n");
+        let mut request =
+            format!("{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n");
         for (name, value) in headers {
             request.push_str(&format!("{name}: {value}\r\n"));
         }
@@ -149,14 +196,33 @@ impl TestApi {
         let text = String::from_utf8(raw).expect("a utf-8 answer");
         let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
         let mut lines = head.lines();
-        let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+        let status: u16 = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
         let headers: HashMap<String, String> = lines
             .filter_map(|l| l.split_once(": "))
             .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
             .collect();
-        assert_ne!(headers.get("transfer-encoding").map(String::as_str), Some("chunked"), "{method} {path}");
-        let json = if body.is_empty() { Value::Null } else { serde_json::from_str(body).unwrap_or(Value::String(body.to_string())) };
-        Answer { status, headers, json }
+        assert_ne!(
+            headers.get("transfer-encoding").map(String::as_str),
+            Some("chunked"),
+            "{method} {path}"
+        );
+        let json = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(body).unwrap_or(Value::String(body.to_string()))
+        };
+        Answer {
+            status,
+            headers,
+            json,
+        }
     }
 
     fn task_body(&self) -> Value {
@@ -188,8 +254,16 @@ impl Answer {
     /// Asserts the error shape and returns (status, code, field).
     fn error(&self) -> (u16, &str, Option<&str>) {
         let error = &self.json["error"];
-        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "no message in {}", self.json);
-        (self.status, error["code"].as_str().expect("an error code"), error["field"].as_str())
+        assert!(
+            error["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "no message in {}",
+            self.json
+        );
+        (
+            self.status,
+            error["code"].as_str().expect("an error code"),
+            error["field"].as_str(),
+        )
     }
 }
 
@@ -197,44 +271,89 @@ impl Answer {
 async fn the_service_describes_itself_and_answers_unknown_routes_in_shape() {
     let api = TestApi::start().await;
     let health = api.get("/healthz").await;
-    assert_eq!((health.status, health.json.clone()), (200, json!({"status": "ok"})));
+    assert_eq!(
+        (health.status, health.json.clone()),
+        (200, json!({"status": "ok"}))
+    );
 
     let doc = api.get("/openapi.json").await;
     assert_eq!(doc.status, 200);
     assert_eq!(doc.json, serde_json::to_value(api::openapi()).unwrap());
 
-    assert_eq!(api.get("/v2/nothing").await.error(), (404, "not_found", None));
-    assert_eq!(api.send("DELETE", "/v1/tasks", &[], None).await.error(), (405, "method_not_allowed", None));
+    assert_eq!(
+        api.get("/v2/nothing").await.error(),
+        (404, "not_found", None)
+    );
+    assert_eq!(
+        api.send("DELETE", "/v1/tasks", &[], None).await.error(),
+        (405, "method_not_allowed", None)
+    );
 }
 
 #[tokio::test]
 async fn a_task_is_admitted_started_once_per_key_and_readable_at_once() {
     let api = TestApi::start().await;
-    let created = api.post_with_key("/v1/tasks", "order-17", api.task_body()).await;
+    let created = api
+        .post_with_key("/v1/tasks", "order-17", api.task_body())
+        .await;
     let id = api::task_id::from_idempotency_key("order-17");
     assert_eq!(created.status, 201, "{}", created.json);
     assert_eq!(created.json, json!({"id": id, "status": "admitted"}));
-    assert_eq!(created.headers.get("location"), Some(&format!("/v1/tasks/{id}")));
+    assert_eq!(
+        created.headers.get("location"),
+        Some(&format!("/v1/tasks/{id}"))
+    );
 
     let starts = api.temporal.calls("StartWorkflowExecution");
     assert_eq!(starts.len(), 1);
-    for expected in [id.as_str(), "AgentTask", workflows::TASK_QUEUE, "Make the test pass."] {
-        assert!(contains(&starts[0], expected), "the start request lacks {expected:?}");
+    for expected in [
+        id.as_str(),
+        "AgentTask",
+        workflows::TASK_QUEUE,
+        "Make the test pass.",
+    ] {
+        assert!(
+            contains(&starts[0], expected),
+            "the start request lacks {expected:?}"
+        );
     }
 
     let task = api.get(&format!("/v1/tasks/{id}")).await;
     assert_eq!(task.status, 200, "{}", task.json);
     let t = &task.json;
-    assert_eq!((t["id"].as_str(), t["status"].as_str(), t["round"].as_u64()), (Some(id.as_str()), Some("admitted"), Some(0)));
-    assert_eq!((t["base"].as_str(), t["requester"].as_str()), (Some("main"), Some("alice")));
+    assert_eq!(
+        (t["id"].as_str(), t["status"].as_str(), t["round"].as_u64()),
+        (Some(id.as_str()), Some("admitted"), Some(0))
+    );
+    assert_eq!(
+        (t["base"].as_str(), t["requester"].as_str()),
+        (Some("main"), Some("alice"))
+    );
     assert_eq!(t["branch"], format!("errand/{id}"));
-    assert_eq!((t["rounds"].clone(), t["decisions"].clone(), t["review"].clone()), (json!([]), json!([]), Value::Null));
-    assert_eq!(t["temporal_ui"], format!("http://ui.example:8233/namespaces/errand-test/workflows/{id}"));
+    assert_eq!(
+        (
+            t["rounds"].clone(),
+            t["decisions"].clone(),
+            t["review"].clone()
+        ),
+        (json!([]), json!([]), Value::Null)
+    );
+    assert_eq!(
+        t["temporal_ui"],
+        format!("http://ui.example:8233/namespaces/errand-test/workflows/{id}")
+    );
 
     // The same key names the same task: 200, and the (idempotent) start is only repeated.
-    let again = api.post_with_key("/v1/tasks", "order-17", api.task_body()).await;
-    assert_eq!((again.status, again.json.clone()), (200, json!({"id": id, "status": "admitted"})));
-    let other = api.post_with_key("/v1/tasks", "order-18", api.task_body()).await;
+    let again = api
+        .post_with_key("/v1/tasks", "order-17", api.task_body())
+        .await;
+    assert_eq!(
+        (again.status, again.json.clone()),
+        (200, json!({"id": id, "status": "admitted"}))
+    );
+    let other = api
+        .post_with_key("/v1/tasks", "order-18", api.task_body())
+        .await;
     assert_eq!(other.status, 201);
     assert_ne!(other.json["id"], json!(id));
     let fresh = api.post("/v1/tasks", api.task_body()).await;
@@ -254,28 +373,54 @@ async fn a_task_is_admitted_started_once_per_key_and_readable_at_once() {
 async fn a_finished_task_is_answered_without_starting_anything() {
     let api = TestApi::start().await;
     let id = api.admitted_task("done-1").await;
-    api.store.set_status(&id, TaskStatus::Cancelled, 0, Some("cancelled on request")).await.unwrap();
-    let again = api.post_with_key("/v1/tasks", "done-1", api.task_body()).await;
-    assert_eq!((again.status, again.json.clone()), (200, json!({"id": id, "status": "cancelled"})));
+    api.store
+        .set_status(&id, TaskStatus::Cancelled, 0, Some("cancelled on request"))
+        .await
+        .unwrap();
+    let again = api
+        .post_with_key("/v1/tasks", "done-1", api.task_body())
+        .await;
+    assert_eq!(
+        (again.status, again.json.clone()),
+        (200, json!({"id": id, "status": "cancelled"}))
+    );
     assert_eq!(api.temporal.calls("StartWorkflowExecution").len(), 1);
 }
 
 #[tokio::test]
 async fn a_workflow_that_already_finished_still_answers_the_task() {
     let api = TestApi::start().await;
-    api.temporal.fail("StartWorkflowExecution", Code::AlreadyExists, "workflow execution already finished");
-    let answer = api.post_with_key("/v1/tasks", "closed", api.task_body()).await;
+    api.temporal.fail(
+        "StartWorkflowExecution",
+        Code::AlreadyExists,
+        "workflow execution already finished",
+    );
+    let answer = api
+        .post_with_key("/v1/tasks", "closed", api.task_body())
+        .await;
     assert_eq!(answer.status, 201, "{}", answer.json);
 }
 
 #[tokio::test]
 async fn bad_task_requests_are_refused_naming_the_field_and_admit_nothing() {
     let api = TestApi::start().await;
-    let raw = |body: &str| api.send("POST", "/v1/tasks", &[("content-type", "application/json")], Some(body.to_string()));
-    assert_eq!(raw("{\"repo\": ").await.error(), (400, "malformed_json", None));
+    let raw = |body: &str| {
+        api.send(
+            "POST",
+            "/v1/tasks",
+            &[("content-type", "application/json")],
+            Some(body.to_string()),
+        )
+    };
+    assert_eq!(
+        raw("{\"repo\": ").await.error(),
+        (400, "malformed_json", None)
+    );
     assert_eq!(raw("[]").await.error().0, 422);
 
-    let no_type = api.send("POST", "/v1/tasks", &[], Some(api.task_body().to_string())).await;
+    let no_type = api
+        .send("POST", "/v1/tasks", &[], Some(api.task_body().to_string()))
+        .await;
     assert_eq!(no_type.error(), (415, "unsupported_media_type", None));
 
     let with = |field: &str, value: Value| {
@@ -289,24 +434,62 @@ async fn bad_task_requests_are_refused_naming_the_field_and_admit_nothing() {
         body
     };
     let cases = [
-        (with("priority", json!(1)), (422, "invalid_body", Some("priority"))),
+        (
+            with("priority", json!(1)),
+            (422, "invalid_body", Some("priority")),
+        ),
         (without("checks"), (422, "invalid_body", Some("checks"))),
-        (with("agent", json!({"kind": "shell", "command": ["x"]})), (422, "invalid_body", Some("agent"))),
-        (with("agent", json!({"kind": "command", "command": ["x"], "env": {}})), (422, "invalid_body", Some("agent.env"))),
-        (with("max_rounds", json!(-1)), (422, "invalid_body", Some("max_rounds"))),
-        (with("checks", json!([])), (422, "invalid_field", Some("checks"))),
-        (with("base", json!("a..b")), (422, "invalid_field", Some("base"))),
-        (with("base", json!("develop")), (422, "branch_not_found", Some("base"))),
-        (with("repo", json!("/nonexistent/repo.git")), (422, "repo_unreachable", Some("repo"))),
+        (
+            with("agent", json!({"kind": "shell", "command": ["x"]})),
+            (422, "invalid_body", Some("agent.kind")),
+        ),
+        (
+            with(
+                "agent",
+                json!({"kind": "command", "command": ["x"], "env": {}}),
+            ),
+            (422, "invalid_body", Some("agent.env")),
+        ),
+        (
+            with("max_rounds", json!(-1)),
+            (422, "invalid_body", Some("max_rounds")),
+        ),
+        (
+            with("checks", json!([])),
+            (422, "invalid_field", Some("checks")),
+        ),
+        (
+            with("base", json!("a..b")),
+            (422, "invalid_field", Some("base")),
+        ),
+        (
+            with("base", json!("develop")),
+            (422, "branch_not_found", Some("base")),
+        ),
+        (
+            with("repo", json!("/nonexistent/repo.git")),
+            (422, "repo_unreachable", Some("repo")),
+        ),
     ];
     for (body, want) in cases {
         let answer = api.post("/v1/tasks", body.clone()).await;
         assert_eq!(answer.error(), want, "{body}: {}", answer.json);
     }
     let bad_key = api
-        .send("POST", "/v1/tasks", &[("content-type", "application/json"), ("idempotency-key", " ")], Some(api.task_body().to_string()))
+        .send(
+            "POST",
+            "/v1/tasks",
+            &[
+                ("content-type", "application/json"),
+                ("idempotency-key", " "),
+            ],
+            Some(api.task_body().to_string()),
+        )
         .await;
-    assert_eq!(bad_key.error(), (400, "invalid_parameter", Some("Idempotency-Key")));
+    assert_eq!(
+        bad_key.error(),
+        (400, "invalid_parameter", Some("Idempotency-Key"))
+    );
 
     assert_eq!(api.get("/v1/tasks").await.json, json!([]));
     assert!(api.temporal.calls("StartWorkflowExecution").is_empty());
@@ -315,44 +498,91 @@ async fn bad_task_requests_are_refused_naming_the_field_and_admit_nothing() {
 #[tokio::test]
 async fn temporal_down_is_a_503_and_a_retry_with_the_key_starts_the_task() {
     let api = TestApi::start().await;
-    api.temporal.fail("StartWorkflowExecution", Code::PermissionDenied, "no entry");
-    let answer = api.post_with_key("/v1/tasks", "retry-me", api.task_body()).await;
+    api.temporal
+        .fail("StartWorkflowExecution", Code::PermissionDenied, "no entry");
+    let answer = api
+        .post_with_key("/v1/tasks", "retry-me", api.task_body())
+        .await;
     assert_eq!(answer.error(), (503, "temporal_unavailable", None));
 
     api.temporal.heal();
-    let retried = api.post_with_key("/v1/tasks", "retry-me", api.task_body()).await;
+    let retried = api
+        .post_with_key("/v1/tasks", "retry-me", api.task_body())
+        .await;
     let id = api::task_id::from_idempotency_key("retry-me");
-    assert_eq!((retried.status, retried.json.clone()), (200, json!({"id": id, "status": "admitted"})));
+    assert_eq!(
+        (retried.status, retried.json.clone()),
+        (200, json!({"id": id, "status": "admitted"}))
+    );
     assert_eq!(api.temporal.calls("StartWorkflowExecution").len(), 2);
 }
 
 #[tokio::test]
 async fn listing_parameters_are_checked() {
     let api = TestApi::start().await;
-    assert_eq!(api.get("/v1/tasks?status=done").await.error(), (400, "invalid_parameter", Some("status")));
-    assert_eq!(api.get("/v1/tasks?limit=0").await.error(), (400, "invalid_parameter", Some("limit")));
-    assert_eq!(api.get("/v1/tasks?limit=501").await.error(), (400, "invalid_parameter", Some("limit")));
+    assert_eq!(
+        api.get("/v1/tasks?status=done").await.error(),
+        (400, "invalid_parameter", Some("status"))
+    );
+    assert_eq!(
+        api.get("/v1/tasks?limit=0").await.error(),
+        (400, "invalid_parameter", Some("limit"))
+    );
+    assert_eq!(
+        api.get("/v1/tasks?limit=501").await.error(),
+        (400, "invalid_parameter", Some("limit"))
+    );
     assert_eq!(api.get("/v1/tasks?stauts=merged").await.error().0, 400);
-    assert_eq!(api.get("/v1/tasks/t-unknown").await.error(), (404, "not_found", None));
+    assert_eq!(
+        api.get("/v1/tasks/t-unknown").await.error(),
+        (404, "not_found", None)
+    );
 }
 
 #[tokio::test]
 async fn reviews_are_checked_against_the_stored_task_first() {
     let api = TestApi::start().await;
-    let decision = |verdict: &str, reviewer: &str| json!({"decision": verdict, "reviewer": reviewer});
-    assert_eq!(api.post("/v1/tasks/t-unknown/review", decision("approve", "bob")).await.error(), (404, "not_found", None));
+    let decision =
+        |verdict: &str, reviewer: &str| json!({"decision": verdict, "reviewer": reviewer});
+    assert_eq!(
+        api.post("/v1/tasks/t-unknown/review", decision("approve", "bob"))
+            .await
+            .error(),
+        (404, "not_found", None)
+    );
 
     let id = api.admitted_task("review-1").await;
     let path = format!("/v1/tasks/{id}/review");
-    assert_eq!(api.post(&path, decision("approve", "bob")).await.error(), (409, "not_awaiting_review", None));
+    assert_eq!(
+        api.post(&path, decision("approve", "bob")).await.error(),
+        (409, "not_awaiting_review", None)
+    );
 
-    api.store.set_status(&id, TaskStatus::AwaitingReview, 1, None).await.unwrap();
+    api.store
+        .set_status(&id, TaskStatus::AwaitingReview, 1, None)
+        .await
+        .unwrap();
     let cases = [
-        (decision("approve", "alice"), (403, "self_review", Some("reviewer"))),
-        (decision("reject", " "), (422, "invalid_field", Some("reviewer"))),
-        (decision("request_changes", "bob"), (422, "invalid_field", Some("comment"))),
-        (decision("merge", "bob"), (422, "invalid_body", Some("decision"))),
-        (json!({"decision": "approve", "reviewer": "bob", "by": "x"}), (422, "invalid_body", Some("by"))),
+        (
+            decision("approve", "alice"),
+            (403, "self_review", Some("reviewer")),
+        ),
+        (
+            decision("reject", " "),
+            (422, "invalid_field", Some("reviewer")),
+        ),
+        (
+            decision("request_changes", "bob"),
+            (422, "invalid_field", Some("comment")),
+        ),
+        (
+            decision("merge", "bob"),
+            (422, "invalid_body", Some("decision")),
+        ),
+        (
+            json!({"decision": "approve", "reviewer": "bob", "by": "x"}),
+            (422, "invalid_body", Some("by")),
+        ),
     ];
     for (body, want) in cases {
         assert_eq!(api.post(&path, body.clone()).await.error(), want, "{body}");
@@ -360,38 +590,84 @@ async fn reviews_are_checked_against_the_stored_task_first() {
     assert!(api.temporal.calls("UpdateWorkflowExecution").is_empty());
 
     // The workflow has closed meanwhile: Temporal does not find it.
-    api.temporal.fail("UpdateWorkflowExecution", Code::NotFound, "workflow execution already completed");
-    let closed = api.post(&path, json!({"decision": "request_changes", "reviewer": "bob", "comment": "rename it"})).await;
+    api.temporal.fail(
+        "UpdateWorkflowExecution",
+        Code::NotFound,
+        "workflow execution already completed",
+    );
+    let closed = api
+        .post(
+            &path,
+            json!({"decision": "request_changes", "reviewer": "bob", "comment": "rename it"}),
+        )
+        .await;
     assert_eq!(closed.error(), (409, "not_awaiting_review", None));
     let updates = api.temporal.calls("UpdateWorkflowExecution");
     assert_eq!(updates.len(), 1);
     for expected in [id.as_str(), "review", "rename it"] {
-        assert!(contains(&updates[0], expected), "the update request lacks {expected:?}");
+        assert!(
+            contains(&updates[0], expected),
+            "the update request lacks {expected:?}"
+        );
     }
 
-    api.temporal.fail("UpdateWorkflowExecution", Code::PermissionDenied, "no entry");
-    assert_eq!(api.post(&path, decision("approve", "bob")).await.error(), (503, "temporal_unavailable", None));
+    api.temporal.fail(
+        "UpdateWorkflowExecution",
+        Code::PermissionDenied,
+        "no entry",
+    );
+    assert_eq!(
+        api.post(&path, decision("approve", "bob")).await.error(),
+        (503, "temporal_unavailable", None)
+    );
 }
 
 #[tokio::test]
 async fn cancel_reaches_running_tasks_only() {
     let api = TestApi::start().await;
-    assert_eq!(api.post("/v1/tasks/t-unknown/cancel", json!({})).await.error(), (404, "not_found", None));
+    assert_eq!(
+        api.post("/v1/tasks/t-unknown/cancel", json!({}))
+            .await
+            .error(),
+        (404, "not_found", None)
+    );
 
     let id = api.admitted_task("cancel-1").await;
-    let cancelled = api.send("POST", &format!("/v1/tasks/{id}/cancel"), &[], None).await;
-    assert_eq!((cancelled.status, cancelled.json.clone()), (202, json!({"id": id, "status": "admitted"})));
+    let cancelled = api
+        .send("POST", &format!("/v1/tasks/{id}/cancel"), &[], None)
+        .await;
+    assert_eq!(
+        (cancelled.status, cancelled.json.clone()),
+        (202, json!({"id": id, "status": "admitted"}))
+    );
     let requests = api.temporal.calls("RequestCancelWorkflowExecution");
     assert_eq!(requests.len(), 1);
     assert!(contains(&requests[0], &id) && contains(&requests[0], "cancelled through the API"));
 
-    api.temporal.fail("RequestCancelWorkflowExecution", Code::NotFound, "workflow not found");
-    assert_eq!(api.send("POST", &format!("/v1/tasks/{id}/cancel"), &[], None).await.error(), (409, "conflict", None));
+    api.temporal.fail(
+        "RequestCancelWorkflowExecution",
+        Code::NotFound,
+        "workflow not found",
+    );
+    assert_eq!(
+        api.send("POST", &format!("/v1/tasks/{id}/cancel"), &[], None)
+            .await
+            .error(),
+        (409, "conflict", None)
+    );
 
-    api.store.set_status(&id, TaskStatus::Cancelled, 0, Some("cancelled on request")).await.unwrap();
-    let again = api.send("POST", &format!("/v1/tasks/{id}/cancel"), &[], None).await;
+    api.store
+        .set_status(&id, TaskStatus::Cancelled, 0, Some("cancelled on request"))
+        .await
+        .unwrap();
+    let again = api
+        .send("POST", &format!("/v1/tasks/{id}/cancel"), &[], None)
+        .await;
     assert_eq!(again.error(), (409, "conflict", None));
-    assert_eq!(api.temporal.calls("RequestCancelWorkflowExecution").len(), 2);
+    assert_eq!(
+        api.temporal.calls("RequestCancelWorkflowExecution").len(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -399,27 +675,67 @@ async fn playbooks_are_listed_read_and_run() {
     let api = TestApi::start().await;
     let list = api.get("/v1/playbooks").await;
     assert_eq!(list.status, 200);
-    let names: Vec<&str> = list.json.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = list
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["broken", "fix-test"]);
-    assert!(list.json[0]["error"].as_str().unwrap().starts_with("broken.yaml"), "{}", list.json);
+    assert!(
+        list.json[0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("broken.yaml"),
+        "{}",
+        list.json
+    );
     assert_eq!(list.json[1]["description"], "fix a failing test");
 
     let playbook = api.get("/v1/playbooks/fix-test").await;
     assert_eq!(playbook.status, 200, "{}", playbook.json);
-    assert_eq!(playbook.json["content_hash"], workflows::playbook::content_hash(PLAYBOOK));
+    assert_eq!(
+        playbook.json["content_hash"],
+        workflows::playbook::content_hash(PLAYBOOK)
+    );
     assert_eq!(playbook.json["inputs"]["test"]["required"], true);
-    assert_eq!(playbook.json["budget"], json!({"max_rounds": 4, "time_per_round_secs": 300}));
-    assert_eq!(api.get("/v1/playbooks/missing").await.error(), (404, "not_found", Some("name")));
-    assert_eq!(api.get("/v1/playbooks/Bad_Name").await.error(), (400, "invalid_parameter", Some("name")));
-    assert_eq!(api.get("/v1/playbooks/broken").await.error(), (422, "invalid_playbook", None));
+    assert_eq!(
+        playbook.json["budget"],
+        json!({"max_rounds": 4, "time_per_round_secs": 300})
+    );
+    assert_eq!(
+        api.get("/v1/playbooks/missing").await.error(),
+        (404, "not_found", Some("name"))
+    );
+    assert_eq!(
+        api.get("/v1/playbooks/Bad_Name").await.error(),
+        (400, "invalid_parameter", Some("name"))
+    );
+    assert_eq!(
+        api.get("/v1/playbooks/broken").await.error(),
+        (422, "invalid_playbook", None)
+    );
 
     let run = |body: Value| api.post_with_key("/v1/playbooks/fix-test/runs", "run-1", body);
     let body = json!({"repo": api.repo, "inputs": {"test": "test_add"}, "requester": "carol", "max_rounds": 2});
     let refused = [
-        (json!({"repo": api.repo}), (422, "invalid_field", Some("inputs.test"))),
-        (json!({"repo": api.repo, "inputs": {"test": 3}}), (422, "invalid_body", Some("inputs.test"))),
-        (json!({"repo": api.repo, "inputs": {"test": "t"}, "max_rounds": 5}), (422, "invalid_field", Some("max_rounds"))),
-        (json!({"repo": api.repo, "inputs": {"test": "t"}, "checks": ["true"]}), (422, "invalid_body", Some("checks"))),
+        (
+            json!({"repo": api.repo}),
+            (422, "invalid_field", Some("inputs.test")),
+        ),
+        (
+            json!({"repo": api.repo, "inputs": {"test": 3}}),
+            (422, "invalid_body", Some("inputs.test")),
+        ),
+        (
+            json!({"repo": api.repo, "inputs": {"test": "t"}, "max_rounds": 5}),
+            (422, "invalid_field", Some("max_rounds")),
+        ),
+        (
+            json!({"repo": api.repo, "inputs": {"test": "t"}, "checks": ["true"]}),
+            (422, "invalid_body", Some("checks")),
+        ),
     ];
     for (request, want) in refused {
         assert_eq!(run(request.clone()).await.error(), want, "{request}");
@@ -429,7 +745,10 @@ async fn playbooks_are_listed_read_and_run() {
 
     let started = run(body.clone()).await;
     let id = api::task_id::from_idempotency_key("run-1");
-    assert_eq!((started.status, started.json.clone()), (201, json!({"id": id, "status": "admitted"})));
+    assert_eq!(
+        (started.status, started.json.clone()),
+        (201, json!({"id": id, "status": "admitted"}))
+    );
     let task = api.get(&format!("/v1/tasks/{id}")).await.json;
     assert_eq!(task["instructions"], "Fix test_add.");
     assert_eq!(task["requester"], "carol");

@@ -9,8 +9,8 @@ use sea_orm_migration::prelude::{
     MigrationTrait, SchemaManager, Table, sea_orm,
 };
 use sea_orm_migration::schema::{
-    big_integer, big_pk_auto, boolean, integer, integer_null, string, string_null, text,
-    text_null, timestamp_with_time_zone,
+    big_integer, big_pk_auto, boolean, integer, integer_null, string, string_null, text, text_null,
+    timestamp_with_time_zone,
 };
 
 #[derive(DeriveMigrationName)]

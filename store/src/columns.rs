@@ -116,7 +116,10 @@ mod tests {
             assert_eq!(verdict_from_db("t", verdict.as_str()).unwrap(), verdict);
         }
         let err = verdict_from_db("t1", "maybe").unwrap_err();
-        assert_eq!(err.to_string(), r#"task t1: unknown review decision "maybe" in the database"#);
+        assert_eq!(
+            err.to_string(),
+            r#"task t1: unknown review decision "maybe" in the database"#
+        );
     }
 
     #[test]

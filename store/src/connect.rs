@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait,
+};
 
 use crate::StoreError;
 
@@ -27,13 +29,20 @@ impl Store {
     /// sqlite::memory: stays at one connection.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         let shown = redact(url);
-        let options = options_for(url).ok_or_else(|| StoreError::UnsupportedUrl { url: shown.clone() })?;
+        let options =
+            options_for(url).ok_or_else(|| StoreError::UnsupportedUrl { url: shown.clone() })?;
         let open = |options: ConnectOptions| async {
             Database::connect(options)
                 .await
-                .map_err(|source| StoreError::Connect { url: shown.clone(), source })
+                .map_err(|source| StoreError::Connect {
+                    url: shown.clone(),
+                    source,
+                })
         };
-        let migrated = |source| StoreError::Migrate { url: shown.clone(), source };
+        let migrated = |source| StoreError::Migrate {
+            url: shown.clone(),
+            source,
+        };
         let db = if url.starts_with("sqlite:") && !is_sqlite_memory(url) {
             // SQLite resolves `ON CONFLICT` targets against the schema a connection loaded
             // earlier, and does not reload it when that fails: a pooled connection opened
@@ -97,8 +106,10 @@ async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
         return Migrator::up(db, None).await;
     }
     let txn = db.begin().await?;
-    txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"))
-        .await?;
+    txn.execute_unprepared(&format!(
+        "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+    ))
+    .await?;
     Migrator::up(&txn, None).await?;
     txn.commit().await
 }
@@ -126,10 +137,19 @@ mod tests {
     #[test]
     fn redacts_passwords_only() {
         let cases = [
-            ("postgres://u:secret@db:5432/app", "postgres://u:***@db:5432/app"),
-            ("postgres://u@db/app?sslmode=off", "postgres://u@db/app?sslmode=off"),
+            (
+                "postgres://u:secret@db:5432/app",
+                "postgres://u:***@db:5432/app",
+            ),
+            (
+                "postgres://u@db/app?sslmode=off",
+                "postgres://u@db/app?sslmode=off",
+            ),
             ("postgres://db/app", "postgres://db/app"),
-            ("sqlite:///var/errand/app.db?mode=rwc", "sqlite:///var/errand/app.db?mode=rwc"),
+            (
+                "sqlite:///var/errand/app.db?mode=rwc",
+                "sqlite:///var/errand/app.db?mode=rwc",
+            ),
             ("sqlite::memory:", "sqlite::memory:"),
         ];
         for (url, want) in cases {

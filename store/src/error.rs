@@ -54,7 +54,10 @@ pub enum StoreError {
 impl StoreError {
     /// For `map_err`: the action is only spelled out when a statement failed.
     pub(crate) fn query(action: impl FnOnce() -> String) -> impl FnOnce(DbErr) -> StoreError {
-        move |source| StoreError::Query { action: action(), source }
+        move |source| StoreError::Query {
+            action: action(),
+            source,
+        }
     }
 
     /// For `map_err` on writes to a table that references `tasks`: a foreign-key violation
@@ -64,10 +67,13 @@ impl StoreError {
         action: impl FnOnce() -> String,
     ) -> impl FnOnce(DbErr) -> StoreError {
         move |source| match source.sql_err() {
-            Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
-                StoreError::UnknownTask { task_id: task_id.to_string() }
-            }
-            _ => StoreError::Query { action: action(), source },
+            Some(SqlErr::ForeignKeyConstraintViolation(_)) => StoreError::UnknownTask {
+                task_id: task_id.to_string(),
+            },
+            _ => StoreError::Query {
+                action: action(),
+                source,
+            },
         }
     }
 }

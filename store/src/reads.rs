@@ -65,7 +65,11 @@ impl Store {
     }
 
     /// Newest first, optionally only those in one status, at most `limit`.
-    pub async fn tasks(&self, status: Option<TaskStatus>, limit: u64) -> Result<Vec<TaskRow>, StoreError> {
+    pub async fn tasks(
+        &self,
+        status: Option<TaskStatus>,
+        limit: u64,
+    ) -> Result<Vec<TaskRow>, StoreError> {
         let mut query = task::Entity::find();
         if let Some(status) = status {
             query = query.filter(task::Column::Status.eq(status.as_str()));
@@ -87,7 +91,9 @@ impl Store {
 }
 
 fn round_row(rounds: &mut BTreeMap<u32, RoundRow>, round: u32) -> &mut RoundRow {
-    rounds
-        .entry(round)
-        .or_insert_with(|| RoundRow { round, agent: None, checks: Vec::new() })
+    rounds.entry(round).or_insert_with(|| RoundRow {
+        round,
+        agent: None,
+        checks: Vec::new(),
+    })
 }

@@ -1,7 +1,9 @@
 //! The review gate's records: the task's one review request and the decisions taken on it.
 
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
+};
 use workflows::contracts::{ReviewRecord, ReviewRequest};
 
 use crate::columns::{now, round_to_db};
@@ -25,7 +27,13 @@ impl Store {
         };
         use review_request::Column;
         let upsert = OnConflict::column(Column::TaskId)
-            .update_columns([Column::Branch, Column::Commit, Column::Round, Column::Body, Column::UpdatedAt])
+            .update_columns([
+                Column::Branch,
+                Column::Commit,
+                Column::Round,
+                Column::Body,
+                Column::UpdatedAt,
+            ])
             .to_owned();
         review_request::Entity::insert(row)
             .on_conflict(upsert)
@@ -52,7 +60,11 @@ impl Store {
         };
         use review_decision::Column;
         review_decision::Entity::insert(row)
-            .on_conflict(OnConflict::columns([Column::TaskId, Column::Round]).do_nothing().to_owned())
+            .on_conflict(
+                OnConflict::columns([Column::TaskId, Column::Round])
+                    .do_nothing()
+                    .to_owned(),
+            )
             .exec_without_returning(&self.db)
             .await
             .map_err(StoreError::write_of(task_id, || {
@@ -67,6 +79,8 @@ impl Store {
             .filter(review_request::Column::TaskId.eq(task_id))
             .count(&self.db)
             .await
-            .map_err(StoreError::query(|| format!("count the review requests of task {task_id}")))
+            .map_err(StoreError::query(|| {
+                format!("count the review requests of task {task_id}")
+            }))
     }
 }

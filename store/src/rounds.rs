@@ -3,7 +3,9 @@
 //! Both writes are idempotent, because an activity that recorded and then failed is retried.
 
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{
+    ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait,
+};
 use workflows::contracts::{AgentRun, CheckResult};
 
 use crate::columns::{agent_exit_to_db, millis_to_db, round_to_db};
@@ -12,7 +14,12 @@ use crate::{Store, StoreError};
 
 impl Store {
     /// Upsert the round's agent run (idempotent: a retry overwrites the same row).
-    pub async fn record_agent_run(&self, task_id: &str, round: u32, run: &AgentRun) -> Result<(), StoreError> {
+    pub async fn record_agent_run(
+        &self,
+        task_id: &str,
+        round: u32,
+        run: &AgentRun,
+    ) -> Result<(), StoreError> {
         let (exit, exit_code) = agent_exit_to_db(run.exit);
         let row = round_entity::ActiveModel {
             task_id: Set(task_id.to_string()),
@@ -44,7 +51,12 @@ impl Store {
     }
 
     /// Replace the round's check results (idempotent).
-    pub async fn record_checks(&self, task_id: &str, round: u32, checks: &[CheckResult]) -> Result<(), StoreError> {
+    pub async fn record_checks(
+        &self,
+        task_id: &str,
+        round: u32,
+        checks: &[CheckResult],
+    ) -> Result<(), StoreError> {
         let action = || format!("record the checks of task {task_id} round {round}");
         let db_round = round_to_db(task_id, round)?;
         let rows = checks

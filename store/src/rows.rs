@@ -6,11 +6,11 @@ use workflows::contracts::{AgentRun, CheckResult};
 use workflows::task::PlaybookRef;
 use workflows::{ReviewVerdict, TaskStatus};
 
+use crate::StoreError;
 use crate::columns::{
     agent_exit_from_db, millis_from_db, round_from_db, status_from_db, verdict_from_db,
 };
 use crate::entities::{check_result, review_decision, review_request, round, task};
-use crate::StoreError;
 
 /// A task as listed: everything but its rounds and reviews.
 #[derive(Debug, Clone, PartialEq, Serialize)]

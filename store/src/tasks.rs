@@ -61,8 +61,14 @@ impl Store {
         let action = || format!("set task {task_id} to {status} in round {round}");
         let changed = task::Entity::update_many()
             .col_expr(task::Column::Status, Expr::value(status.as_str()))
-            .col_expr(task::Column::Round, Expr::value(round_to_db(task_id, round)?))
-            .col_expr(task::Column::Reason, Expr::value(reason.map(str::to_string)))
+            .col_expr(
+                task::Column::Round,
+                Expr::value(round_to_db(task_id, round)?),
+            )
+            .col_expr(
+                task::Column::Reason,
+                Expr::value(reason.map(str::to_string)),
+            )
             .col_expr(task::Column::UpdatedAt, Expr::value(now()))
             .filter(task::Column::Id.eq(task_id))
             .filter(task::Column::Status.is_not_in(final_statuses()))
@@ -81,7 +87,10 @@ impl Store {
     pub async fn finish(&self, request: &FinishRequest) -> Result<(), StoreError> {
         let task_id = request.task_id.as_str();
         if !request.status.is_final() {
-            return Err(StoreError::NotFinal { task_id: task_id.to_string(), status: request.status });
+            return Err(StoreError::NotFinal {
+                task_id: task_id.to_string(),
+                status: request.status,
+            });
         }
         let action = || format!("finish task {task_id} as {}", request.status);
         let round = round_to_db(task_id, request.round)?;
@@ -128,7 +137,9 @@ async fn ensure_exists(
         .await
         .map_err(StoreError::query(action))?;
     if found == 0 {
-        return Err(StoreError::UnknownTask { task_id: task_id.to_string() });
+        return Err(StoreError::UnknownTask {
+            task_id: task_id.to_string(),
+        });
     }
     Ok(())
 }

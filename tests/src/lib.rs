@@ -39,7 +39,7 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(command: &mut Command) -> anyhow::Result<Proc> {
-        let child = command.stdin(Stdio::null()).spawn().with_context(|| format!("cannot spawn {command:?}"))?;
+        let child = command.stdin(Stdio::null()).stdout(Stdio::null()).spawn().with_context(|| format!("cannot spawn {command:?}"))?;
         Ok(Proc { child })
     }
 
@@ -85,7 +85,8 @@ impl DevServer {
             Command::new("temporal")
                 .args(["server", "start-dev", "--headless", "--ip", "127.0.0.1", "--log-level", "error"])
                 .args(["--port", &port.to_string()])
-                .stdout(Stdio::null()),
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
         )?;
         let address = format!("127.0.0.1:{port}");
         wait_for(Duration::from_secs(30), || std::net::TcpStream::connect(&address).is_ok())?;
@@ -141,6 +142,7 @@ impl Errand {
     }
 
     async fn ready(api: String, temporal_address: String, data_dir: TempDir, processes: Vec<Proc>) -> anyhow::Result<Errand> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut errand = Errand { api, temporal_address, data_dir, processes, http: reqwest::Client::new() };
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {

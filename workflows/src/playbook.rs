@@ -135,7 +135,7 @@ fn parse_error(file: &str, err: &yaml_serde::Error) -> PlaybookError {
     let suffix = format!(" at line {} column {}", at.line(), at.column());
     PlaybookError::Parse {
         file: format!("{file}:{}:{}", at.line(), at.column()),
-        message: message.strip_suffix(&suffix).unwrap_or(&message).to_string(),
+        message: message.replacen(&suffix, "", 1),
     }
 }
 
@@ -158,7 +158,7 @@ inputs:
     default: minimal
 procedure: Fix {{test}} with a {{style}} change.
 verification:
-  checks: [sh test.sh {{test}}]
+  checks: ['sh test.sh {{test}}']
 budget:
   max_rounds: 3
   time_per_round_secs: 60

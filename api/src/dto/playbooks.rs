@@ -61,7 +61,14 @@ impl PlaybookView {
                 .into_iter()
                 .map(|(name, spec)| {
                     let required = spec.default.is_none();
-                    (name, PlaybookInput { description: spec.description, default: spec.default, required })
+                    (
+                        name,
+                        PlaybookInput {
+                            description: spec.description,
+                            default: spec.default,
+                            required,
+                        },
+                    )
                 })
                 .collect(),
             procedure: playbook.procedure,

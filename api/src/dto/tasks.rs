@@ -92,7 +92,12 @@ pub struct TaskDetail {
 
 impl TaskDetail {
     pub fn new(record: TaskRecord, temporal_ui: Option<String>) -> Self {
-        let TaskRecord { task, rounds, review, decisions } = record;
+        let TaskRecord {
+            task,
+            rounds,
+            review,
+            decisions,
+        } = record;
         TaskDetail {
             id: task.id,
             status: task.status,
@@ -160,7 +165,12 @@ impl From<AgentRun> for AgentRunView {
             AgentExit::Exited { code } => (AgentExitKind::Exited, code),
             AgentExit::TimedOut => (AgentExitKind::TimedOut, None),
         };
-        AgentRunView { exit, exit_code, duration_ms: run.duration_ms, output_tail: run.output_tail }
+        AgentRunView {
+            exit,
+            exit_code,
+            duration_ms: run.duration_ms,
+            output_tail: run.output_tail,
+        }
     }
 }
 
@@ -235,5 +245,8 @@ impl From<ReviewDecisionRow> for DecisionView {
 
 /// `{ui}/namespaces/{namespace}/workflows/{workflow_id}`, whatever trailing slash `ui` has.
 pub fn temporal_ui_link(ui: &str, namespace: &str, workflow_id: &str) -> String {
-    format!("{}/namespaces/{namespace}/workflows/{workflow_id}", ui.trim_end_matches('/'))
+    format!(
+        "{}/namespaces/{namespace}/workflows/{workflow_id}",
+        ui.trim_end_matches('/')
+    )
 }

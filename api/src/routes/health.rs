@@ -14,7 +14,9 @@ use crate::dto::Health;
     responses((status = 200, description = "The API is up", body = Health)),
 )]
 pub async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok".to_string() })
+    Json(Health {
+        status: "ok".to_string(),
+    })
 }
 
 /// This document.
@@ -24,6 +26,8 @@ pub async fn healthz() -> Json<Health> {
     tag = super::SERVICE,
     responses((status = 200, description = "The OpenAPI document of this API", content_type = "application/json")),
 )]
-pub async fn openapi_json(Extension(doc): Extension<Arc<utoipa::openapi::OpenApi>>) -> Json<utoipa::openapi::OpenApi> {
+pub async fn openapi_json(
+    Extension(doc): Extension<Arc<utoipa::openapi::OpenApi>>,
+) -> Json<utoipa::openapi::OpenApi> {
     Json(doc.as_ref().clone())
 }

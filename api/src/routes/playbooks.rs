@@ -20,7 +20,9 @@ use crate::{playbook_files, task_id, trigger};
     tag = super::PLAYBOOKS,
     responses((status = 200, description = "Every playbook, by name; one that does not parse carries its error", body = Vec<PlaybookSummary>)),
 )]
-pub async fn list_playbooks(State(state): State<SharedState>) -> Result<Json<Vec<PlaybookSummary>>, ApiError> {
+pub async fn list_playbooks(
+    State(state): State<SharedState>,
+) -> Result<Json<Vec<PlaybookSummary>>, ApiError> {
     Ok(Json(playbook_files::list(&state.playbooks_dir).await?))
 }
 
@@ -42,7 +44,8 @@ pub async fn get_playbook(
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<PlaybookView>, ApiError> {
     let content = playbook_files::read(&state.playbooks_dir, &name).await?;
-    let playbook = Playbook::parse(&playbook_files::file_name(&name), &content).map_err(playbook_error)?;
+    let playbook =
+        Playbook::parse(&playbook_files::file_name(&name), &content).map_err(playbook_error)?;
     Ok(Json(PlaybookView::new(playbook, content_hash(&content))))
 }
 
@@ -82,8 +85,11 @@ pub async fn run_playbook(
     check_playbook_name(&name)?;
     let id = task_id::for_request(&headers)?;
     let content = playbook_files::read(&state.playbooks_dir, &name).await?;
-    let playbook = Playbook::parse(&playbook_files::file_name(&name), &content).map_err(playbook_error)?;
-    let resolved = playbook.resolve(&content, &request.inputs).map_err(playbook_error)?;
+    let playbook =
+        Playbook::parse(&playbook_files::file_name(&name), &content).map_err(playbook_error)?;
+    let resolved = playbook
+        .resolve(&content, &request.inputs)
+        .map_err(playbook_error)?;
     let spec = playbook_task_spec(id, request, resolved)?;
     trigger::admit_and_start(&state, spec).await
 }

@@ -44,8 +44,14 @@ pub async fn review_task(
         .task(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("task {id} not found")))?;
-    decision.check(record.task.status, &record.task.requester).map_err(review_error)?;
+    decision
+        .check(record.task.status, &record.task.requester)
+        .map_err(review_error)?;
     let progress = temporal::review(&state.client, &id, decision).await?;
     tracing::info!(task_id = %id, round = progress.round, "review decision delivered");
-    Ok(Json(ReviewAccepted { id, status: progress.status, round: progress.round }))
+    Ok(Json(ReviewAccepted {
+        id,
+        status: progress.status,
+        round: progress.round,
+    }))
 }

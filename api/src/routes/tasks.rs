@@ -69,7 +69,10 @@ pub async fn get_task(
         .task(&id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("task {id} not found")))?;
-    let ui = state.temporal_ui_url.as_deref().map(|ui| temporal_ui_link(ui, &state.namespace, &id));
+    let ui = state
+        .temporal_ui_url
+        .as_deref()
+        .map(|ui| temporal_ui_link(ui, &state.namespace, &id));
     Ok(Json(TaskDetail::new(record, ui)))
 }
 
@@ -134,7 +137,9 @@ pub async fn cancel_task(
         .ok_or_else(|| ApiError::not_found(format!("task {id} not found")))?;
     let status = record.task.status;
     if status.is_final() {
-        return Err(ApiError::conflict(format!("task {id} has already ended: {status}")));
+        return Err(ApiError::conflict(format!(
+            "task {id} has already ended: {status}"
+        )));
     }
     temporal::cancel(&state.client, &id).await?;
     tracing::info!(task_id = %id, "cancel requested");

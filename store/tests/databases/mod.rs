@@ -1,10 +1,14 @@
 //! Fresh, real databases for each test: a SQLite file in a temporary directory, or a
 //! PostgreSQL database created for the test and dropped after it, so tests run in parallel.
 
-use sea_orm::{ConnectionTrait, Database};
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 use tempfile::TempDir;
 
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// An unreachable server fails the test this fast, rather than after sqlx's 30 s default.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A database that exists for the life of one test.
 pub struct TestDatabase {
@@ -23,7 +27,11 @@ impl TestDatabase {
     pub fn sqlite() -> TestDatabase {
         let dir = tempfile::tempdir().expect("create a temporary directory");
         let url = format!("sqlite://{}", dir.path().join("errand.db").display());
-        TestDatabase { url, _sqlite_dir: Some(dir), postgres: None }
+        TestDatabase {
+            url,
+            _sqlite_dir: Some(dir),
+            postgres: None,
+        }
     }
 
     /// A new database on the PostgreSQL server of `ERRAND_TEST_POSTGRES_URL`. Panics, never
@@ -31,7 +39,7 @@ impl TestDatabase {
     pub async fn postgres() -> TestDatabase {
         let admin_url = std::env::var("ERRAND_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_string());
-        let admin = Database::connect(&admin_url).await.unwrap_or_else(|err| {
+        let admin = connect_admin(&admin_url).await.unwrap_or_else(|err| {
             panic!(
                 "PostgreSQL tests need a server at {admin_url} (set ERRAND_TEST_POSTGRES_URL to \
                  use another one); connecting failed: {err}"
@@ -64,7 +72,7 @@ impl Drop for TestDatabase {
                 .build()
                 .expect("build a runtime to drop the test database");
             runtime.block_on(async {
-                let admin = Database::connect(&admin_url).await?;
+                let admin = connect_admin(&admin_url).await?;
                 admin
                     .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                     .await?;
@@ -78,6 +86,15 @@ impl Drop for TestDatabase {
             Err(_) => eprintln!("dropping the test database panicked"),
         }
     }
+}
+
+async fn connect_admin(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(url);
+    options
+        .connect_timeout(CONNECT_TIMEOUT)
+        .acquire_timeout(CONNECT_TIMEOUT)
+        .sqlx_logging(false);
+    Database::connect(options).await
 }
 
 /// The same server URL pointing at another database.
@@ -104,5 +121,8 @@ fn with_database_replaces_only_the_path() {
         "postgres://postgres@127.0.0.1:5432/x"
     );
     assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
-    assert_eq!(with_database("postgres://u:p@h/db?sslmode=disable", "x"), "postgres://u:p@h/x?sslmode=disable");
+    assert_eq!(
+        with_database("postgres://u:p@h/db?sslmode=disable", "x"),
+        "postgres://u:p@h/x?sslmode=disable"
+    );
 }
