@@ -212,7 +212,7 @@ impl Run<'_> {
                         checks: spec.checks.clone(),
                         time_budget_secs: spec.time_budget_secs,
                     },
-                    long_running(spec.time_budget_secs * spec.checks.len().max(1) as u64),
+                    long_running(spec.time_budget_secs.saturating_mul(spec.checks.len().max(1) as u64)),
                 )
                 .await?;
             let passed = checks.iter().all(CheckResult::passed);
@@ -446,7 +446,7 @@ fn short() -> ActivityOptions {
 /// The agent and the checks: heartbeating, cancelled with their whole process tree before the
 /// workflow moves on, and re-run after a lost worker.
 fn long_running(budget_secs: u64) -> ActivityOptions {
-    let mut opts = options(Duration::from_secs(budget_secs + 120), Some(Duration::from_secs(10)), 3, &[BAD_INPUT]);
+    let mut opts = options(Duration::from_secs(budget_secs.saturating_add(120)), Some(Duration::from_secs(10)), 3, &[BAD_INPUT]);
     opts.cancellation_type = ActivityCancellationType::WaitCancellationCompleted;
     opts
 }
