@@ -23,6 +23,9 @@ impl DataDir {
 
     /// Files of one round: `inputs/` (mounted read-only in the sandbox) and logs.
     pub fn round(&self, task_id: &str, round: u32) -> PathBuf {
-        self.root.join("tasks").join(task_id).join(format!("round-{round}"))
+        self.root
+            .join("tasks")
+            .join(task_id)
+            .join(format!("round-{round}"))
     }
 }

@@ -18,7 +18,7 @@ use workflows::task::{TaskSpec, branch_for};
 
 use crate::data_dir::DataDir;
 use crate::git::{self, GitError};
-use crate::sandbox::{Exit, Outcome, RunningCommand, Sandbox, SandboxSpec, INPUTS_MOUNT};
+use crate::sandbox::{Exit, INPUTS_MOUNT, Outcome, RunningCommand, Sandbox, SandboxSpec};
 use store::Store;
 
 /// How often a running agent or check reports progress (well inside the 10s heartbeat timeout).
@@ -32,14 +32,22 @@ pub struct TaskActivitiesImpl {
 
 impl TaskActivitiesImpl {
     pub fn new(store: Store, sandbox: Sandbox, data: DataDir) -> Self {
-        Self { store, sandbox, data }
+        Self {
+            store,
+            sandbox,
+            data,
+        }
     }
 }
 
 #[activities]
 impl TaskActivitiesImpl {
     #[activity(definition = definitions::Admit)]
-    pub async fn admit(self: Arc<Self>, _ctx: ActivityContext, spec: TaskSpec) -> Result<(), ActivityError> {
+    pub async fn admit(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        spec: TaskSpec,
+    ) -> Result<(), ActivityError> {
         self.store.admit(&spec).await?;
         Ok(())
     }
@@ -51,7 +59,9 @@ impl TaskActivitiesImpl {
         change: StatusChange,
     ) -> Result<(), ActivityError> {
         let reason = change.reason.as_deref();
-        self.store.set_status(&change.task_id, change.status, change.round, reason).await?;
+        self.store
+            .set_status(&change.task_id, change.status, change.round, reason)
+            .await?;
         Ok(())
     }
 
@@ -66,7 +76,12 @@ impl TaskActivitiesImpl {
         let base_commit = git::checkout_task(&request.repo, &request.base, &branch, &path)
             .await
             .map_err(git_failure)?;
-        Ok(Workspace { task_id: request.task_id, path: path.display().to_string(), base_commit, branch })
+        Ok(Workspace {
+            task_id: request.task_id,
+            path: path.display().to_string(),
+            base_commit,
+            branch,
+        })
     }
 
     #[activity(definition = definitions::RunAgent)]
@@ -80,13 +95,22 @@ impl TaskActivitiesImpl {
         tokio::fs::create_dir_all(&inputs).await?;
         tokio::fs::write(inputs.join("prompt.md"), &request.prompt).await?;
         let mut env = vec![
-            ("ERRAND_TASK_ID".to_string(), request.workspace.task_id.clone()),
+            (
+                "ERRAND_TASK_ID".to_string(),
+                request.workspace.task_id.clone(),
+            ),
             ("ERRAND_ROUND".to_string(), request.round.to_string()),
-            ("ERRAND_PROMPT_FILE".to_string(), format!("{INPUTS_MOUNT}/prompt.md")),
+            (
+                "ERRAND_PROMPT_FILE".to_string(),
+                format!("{INPUTS_MOUNT}/prompt.md"),
+            ),
         ];
         if let Some(feedback) = &request.feedback {
             tokio::fs::write(inputs.join("feedback.md"), feedback).await?;
-            env.push(("ERRAND_FEEDBACK_FILE".to_string(), format!("{INPUTS_MOUNT}/feedback.md")));
+            env.push((
+                "ERRAND_FEEDBACK_FILE".to_string(),
+                format!("{INPUTS_MOUNT}/feedback.md"),
+            ));
         }
         let workflows::AgentSpec::Command { command } = &request.agent;
         if command.is_empty() {
@@ -114,7 +138,9 @@ impl TaskActivitiesImpl {
             output_tail: outcome.output_tail,
             log_path: log_path.display().to_string(),
         };
-        self.store.record_agent_run(&request.workspace.task_id, request.round, &run).await?;
+        self.store
+            .record_agent_run(&request.workspace.task_id, request.round, &run)
+            .await?;
         Ok(run)
     }
 
@@ -151,19 +177,35 @@ impl TaskActivitiesImpl {
                 output_tail: outcome.output_tail,
             });
         }
-        self.store.record_checks(&request.workspace.task_id, request.round, &results).await?;
+        self.store
+            .record_checks(&request.workspace.task_id, request.round, &results)
+            .await?;
         Ok(results)
     }
 
     #[activity(definition = definitions::Push)]
-    pub async fn push(self: Arc<Self>, _ctx: ActivityContext, request: PushRequest) -> Result<Pushed, ActivityError> {
+    pub async fn push(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        request: PushRequest,
+    ) -> Result<Pushed, ActivityError> {
         let ws = &request.workspace;
         let path = std::path::Path::new(&ws.path);
         let email = author_email(&request.author);
-        git::commit_all(path, &request.message, &request.author, &email).await.map_err(git_failure)?;
-        let (commit, _pushed) = git::push_branch(path, &ws.branch).await.map_err(git_failure)?;
-        let changed_files = git::changed_files(path, &ws.base_commit).await.map_err(git_failure)?;
-        Ok(Pushed { branch: ws.branch.clone(), commit, changed_files })
+        git::commit_all(path, &request.message, &request.author, &email)
+            .await
+            .map_err(git_failure)?;
+        let (commit, _pushed) = git::push_branch(path, &ws.branch)
+            .await
+            .map_err(git_failure)?;
+        let changed_files = git::changed_files(path, &ws.base_commit)
+            .await
+            .map_err(git_failure)?;
+        Ok(Pushed {
+            branch: ws.branch.clone(),
+            commit,
+            changed_files,
+        })
     }
 
     #[activity(definition = definitions::OpenReview)]
@@ -187,17 +229,31 @@ impl TaskActivitiesImpl {
     }
 
     #[activity(definition = definitions::Merge)]
-    pub async fn merge(self: Arc<Self>, _ctx: ActivityContext, request: MergeRequest) -> Result<Merged, ActivityError> {
+    pub async fn merge(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        request: MergeRequest,
+    ) -> Result<Merged, ActivityError> {
         let path = std::path::Path::new(&request.workspace.path);
         let email = author_email(&request.merged_by);
-        let base_commit = git::merge_into_base(path, &request.base, &request.commit, &request.merged_by, &email)
-            .await
-            .map_err(git_failure)?;
+        let base_commit = git::merge_into_base(
+            path,
+            &request.base,
+            &request.commit,
+            &request.merged_by,
+            &email,
+        )
+        .await
+        .map_err(git_failure)?;
         Ok(Merged { base_commit })
     }
 
     #[activity(definition = definitions::Finish)]
-    pub async fn finish(self: Arc<Self>, _ctx: ActivityContext, request: FinishRequest) -> Result<(), ActivityError> {
+    pub async fn finish(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        request: FinishRequest,
+    ) -> Result<(), ActivityError> {
         self.store.finish(&request).await?;
         if let Some(ws) = &request.workspace {
             match tokio::fs::remove_dir_all(&ws.path).await {
@@ -212,7 +268,11 @@ impl TaskActivitiesImpl {
 impl TaskActivitiesImpl {
     /// Runs one sandboxed command, heartbeating its progress; a cancel from the workflow (which
     /// arrives through a heartbeat) kills the whole process tree.
-    async fn run_sandboxed(&self, ctx: &ActivityContext, spec: &SandboxSpec) -> Result<Outcome, ActivityError> {
+    async fn run_sandboxed(
+        &self,
+        ctx: &ActivityContext,
+        spec: &SandboxSpec,
+    ) -> Result<Outcome, ActivityError> {
         let running: RunningCommand = self
             .sandbox
             .spawn(spec)
@@ -243,14 +303,24 @@ fn git_failure(err: GitError) -> ActivityError {
 }
 
 fn bad_input(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ActivityError {
-    ApplicationFailure::builder(err).type_name(BAD_INPUT.into()).non_retryable(true).build().into()
+    ApplicationFailure::builder(err)
+        .type_name(BAD_INPUT.into())
+        .non_retryable(true)
+        .build()
+        .into()
 }
 
 /// A stable, non-routable address for commits authored on a person's behalf.
 fn author_email(name: &str) -> String {
     let local: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     format!("{}@users.errand.invalid", local.trim_matches('-'))
 }

@@ -10,15 +10,28 @@ pub struct ApiClient {
 
 impl ApiClient {
     pub fn new(base: &str) -> Self {
-        Self { base: base.trim_end_matches('/').to_string(), http: reqwest::Client::new() }
+        Self {
+            base: base.trim_end_matches('/').to_string(),
+            http: reqwest::Client::new(),
+        }
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let response = self.http.get(self.url(path)).send().await.with_context(|| self.unreachable())?;
+        let response = self
+            .http
+            .get(self.url(path))
+            .send()
+            .await
+            .with_context(|| self.unreachable())?;
         Self::answer(response).await
     }
 
-    pub async fn post(&self, path: &str, body: &Value, idempotency_key: Option<&str>) -> anyhow::Result<Value> {
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &Value,
+        idempotency_key: Option<&str>,
+    ) -> anyhow::Result<Value> {
         let mut request = self.http.post(self.url(path)).json(body);
         if let Some(key) = idempotency_key {
             request = request.header("Idempotency-Key", key);
@@ -32,7 +45,10 @@ impl ApiClient {
     }
 
     fn unreachable(&self) -> String {
-        format!("cannot reach the Errand API at {} (is `errand up` running? see --api)", self.base)
+        format!(
+            "cannot reach the Errand API at {} (is `errand up` running? see --api)",
+            self.base
+        )
     }
 
     /// The JSON body of a success, or the API's error message.

@@ -53,10 +53,15 @@ pub async fn run(api: &ApiClient, args: RunArgs) -> anyhow::Result<()> {
         Some(name) => {
             let mut inputs = serde_json::Map::new();
             for pair in &args.inputs {
-                let (k, v) = pair.split_once('=').with_context(|| format!("--input {pair:?}: expected NAME=VALUE"))?;
+                let (k, v) = pair
+                    .split_once('=')
+                    .with_context(|| format!("--input {pair:?}: expected NAME=VALUE"))?;
                 inputs.insert(k.to_string(), Value::String(v.to_string()));
             }
-            (format!("/v1/playbooks/{name}/runs"), json!({"repo": args.repo, "base": args.base, "inputs": inputs}))
+            (
+                format!("/v1/playbooks/{name}/runs"),
+                json!({"repo": args.repo, "base": args.base, "inputs": inputs}),
+            )
         }
         None => (
             "/v1/tasks".to_string(),
@@ -73,8 +78,13 @@ pub async fn run(api: &ApiClient, args: RunArgs) -> anyhow::Result<()> {
     if let Some(n) = args.time_budget_secs {
         body["time_budget_secs"] = json!(n);
     }
-    let answer = api.post(&path, &body, args.idempotency_key.as_deref()).await?;
-    let id = answer["id"].as_str().context("the API answered without a task id")?.to_string();
+    let answer = api
+        .post(&path, &body, args.idempotency_key.as_deref())
+        .await?;
+    let id = answer["id"]
+        .as_str()
+        .context("the API answered without a task id")?
+        .to_string();
     println!("task {id} {}", answer["status"].as_str().unwrap_or(""));
     if args.watch {
         let task = watch(api, &id, |s| s == "awaiting_review").await?;
@@ -84,7 +94,11 @@ pub async fn run(api: &ApiClient, args: RunArgs) -> anyhow::Result<()> {
 }
 
 /// Polls the task, printing each status change, until `stop` holds or the task is final.
-pub async fn watch(api: &ApiClient, id: &str, stop: impl Fn(&str) -> bool) -> anyhow::Result<Value> {
+pub async fn watch(
+    api: &ApiClient,
+    id: &str,
+    stop: impl Fn(&str) -> bool,
+) -> anyhow::Result<Value> {
     let mut last = String::new();
     loop {
         let task = api.get(&format!("/v1/tasks/{id}")).await?;
@@ -102,7 +116,10 @@ pub async fn watch(api: &ApiClient, id: &str, stop: impl Fn(&str) -> bool) -> an
 }
 
 pub fn is_final(status: &str) -> bool {
-    matches!(status, "merged" | "closed" | "incomplete" | "cancelled" | "failed")
+    matches!(
+        status,
+        "merged" | "closed" | "incomplete" | "cancelled" | "failed"
+    )
 }
 
 pub async fn tasks(api: &ApiClient, status: Option<String>) -> anyhow::Result<()> {
@@ -111,8 +128,12 @@ pub async fn tasks(api: &ApiClient, status: Option<String>) -> anyhow::Result<()
         None => "/v1/tasks".to_string(),
     };
     let list = api.get(&path).await?;
-    let tasks = list.as_array().or_else(|| list["tasks"].as_array()).cloned().unwrap_or_default();
-    println!("{:<24} {:<16} {:>5}  {}", "ID", "STATUS", "ROUND", "REPO");
+    let tasks = list
+        .as_array()
+        .or_else(|| list["tasks"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    println!("{:<24} {:<16} {:>5}  REPO", "ID", "STATUS", "ROUND");
     for t in tasks {
         println!(
             "{:<24} {:<16} {:>5}  {}",
@@ -137,7 +158,11 @@ pub async fn show(api: &ApiClient, id: &str, as_json: bool) -> anyhow::Result<()
 
 pub fn print_task(task: &Value) {
     println!("task    {}", task["id"].as_str().unwrap_or(""));
-    println!("status  {} (round {})", task["status"].as_str().unwrap_or(""), task["round"]);
+    println!(
+        "status  {} (round {})",
+        task["status"].as_str().unwrap_or(""),
+        task["round"]
+    );
     println!("branch  {}", task["branch"].as_str().unwrap_or(""));
     if let Some(reason) = task["reason"].as_str() {
         println!("reason  {reason}");
@@ -145,7 +170,11 @@ pub fn print_task(task: &Value) {
     for round in task["rounds"].as_array().into_iter().flatten() {
         let checks = round["checks"].as_array().cloned().unwrap_or_default();
         let passed = checks.iter().filter(|c| c["passed"] == json!(true)).count();
-        println!("round {}: checks {passed}/{} passed", round["round"], checks.len());
+        println!(
+            "round {}: checks {passed}/{} passed",
+            round["round"],
+            checks.len()
+        );
     }
     if let Some(ui) = task["temporal_ui"].as_str() {
         println!("history {ui}");
@@ -166,20 +195,39 @@ pub struct Verdict {
     pub reject: bool,
 }
 
-pub async fn review(api: &ApiClient, id: &str, verdict: Verdict, reviewer: &str, comment: Option<String>) -> anyhow::Result<()> {
+pub async fn review(
+    api: &ApiClient,
+    id: &str,
+    verdict: Verdict,
+    reviewer: &str,
+    comment: Option<String>,
+) -> anyhow::Result<()> {
     let (decision, comment) = match verdict {
         Verdict { approve: true, .. } => ("approve", comment),
-        Verdict { request_changes: Some(c), .. } => ("request_changes", Some(c)),
+        Verdict {
+            request_changes: Some(c),
+            ..
+        } => ("request_changes", Some(c)),
         _ => ("reject", comment),
     };
     let body = json!({"decision": decision, "reviewer": reviewer, "comment": comment});
-    let answer = api.post(&format!("/v1/tasks/{id}/review"), &body, None).await?;
-    println!("task {id}: {decision} recorded; status {}", answer["status"].as_str().unwrap_or(""));
+    let answer = api
+        .post(&format!("/v1/tasks/{id}/review"), &body, None)
+        .await?;
+    println!(
+        "task {id}: {decision} recorded; status {}",
+        answer["status"].as_str().unwrap_or("")
+    );
     Ok(())
 }
 
 pub async fn cancel(api: &ApiClient, id: &str) -> anyhow::Result<()> {
-    let answer = api.post(&format!("/v1/tasks/{id}/cancel"), &json!({}), None).await?;
-    println!("task {id}: cancel requested; status {}", answer["status"].as_str().unwrap_or(""));
+    let answer = api
+        .post(&format!("/v1/tasks/{id}/cancel"), &json!({}), None)
+        .await?;
+    println!(
+        "task {id}: cancel requested; status {}",
+        answer["status"].as_str().unwrap_or("")
+    );
     Ok(())
 }

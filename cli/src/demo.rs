@@ -16,7 +16,10 @@ use crate::settings::Settings;
 const EXAMPLE: &[(&str, &str)] = &[
     ("calc.sh", include_str!("../../examples/calculator/calc.sh")),
     ("test.sh", include_str!("../../examples/calculator/test.sh")),
-    ("README.md", include_str!("../../examples/calculator/README.md")),
+    (
+        "README.md",
+        include_str!("../../examples/calculator/README.md"),
+    ),
 ];
 const SCRIPTED_AGENT: &str = include_str!("../../examples/agents/scripted-fix.sh");
 
@@ -36,8 +39,14 @@ pub async fn demo(mut settings: Settings) -> anyhow::Result<()> {
     std::fs::write(&agent, SCRIPTED_AGENT)?;
     std::fs::set_permissions(&agent, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
 
-    println!("Errand demo: the embedded default end to end ({})", dir.display());
-    println!("  example repository: {} (bare; `sh test.sh` fails)", remote.display());
+    println!(
+        "Errand demo: the embedded default end to end ({})",
+        dir.display()
+    );
+    println!(
+        "  example repository: {} (bare; `sh test.sh` fails)",
+        remote.display()
+    );
     println!("  agent: SCRIPTED (deterministic, for the demo; no model is called)");
     let temporal = Temporal::attach_or_start(&settings, "demo").await?;
     let (url_tx, url_rx) = tokio::sync::oneshot::channel::<String>();
@@ -62,7 +71,12 @@ pub async fn demo(mut settings: Settings) -> anyhow::Result<()> {
     outcome.into_inner().context("the demo did not run")?
 }
 
-async fn drive(api_url: &str, ui_url: Option<&str>, remote: &Path, agent: &Path) -> anyhow::Result<()> {
+async fn drive(
+    api_url: &str,
+    ui_url: Option<&str>,
+    remote: &Path,
+    agent: &Path,
+) -> anyhow::Result<()> {
     println!("  API: {api_url}");
     if let Some(ui) = ui_url {
         println!("  Temporal UI: {ui} (while the demo runs)");
@@ -75,15 +89,33 @@ async fn drive(api_url: &str, ui_url: Option<&str>, remote: &Path, agent: &Path)
         "agent": {"kind": "command", "command": [agent.display().to_string()]},
         "requester": "you",
     });
-    let answer = api.post("/v1/playbooks/fix-failing-test/runs", &body, Some("errand-demo")).await?;
-    let id = answer["id"].as_str().context("no task id in the answer")?.to_string();
+    let answer = api
+        .post(
+            "/v1/playbooks/fix-failing-test/runs",
+            &body,
+            Some("errand-demo"),
+        )
+        .await?;
+    let id = answer["id"]
+        .as_str()
+        .context("no task id in the answer")?
+        .to_string();
 
-    println!("\n2. Watch it run: agent, checks, next round with the failure as feedback, push, review");
+    println!(
+        "\n2. Watch it run: agent, checks, next round with the failure as feedback, push, review"
+    );
     let task = watch(&api, &id, |s| s == "awaiting_review").await?;
-    ensure!(task["status"] == "awaiting_review", "the task ended {} instead of reaching review: {}", task["status"], task["reason"]);
+    ensure!(
+        task["status"] == "awaiting_review",
+        "the task ended {} instead of reaching review: {}",
+        task["status"],
+        task["reason"]
+    );
     print_task(&task);
 
-    println!("\n3. Approve: DONE BY THE DEMO ON YOUR BEHALF (reviewer \"demo-reviewer\"); normally a person reviews");
+    println!(
+        "\n3. Approve: DONE BY THE DEMO ON YOUR BEHALF (reviewer \"demo-reviewer\"); normally a person reviews"
+    );
     api.post(
         &format!("/v1/tasks/{id}/review"),
         &json!({"decision": "approve", "reviewer": "demo-reviewer", "comment": "approved automatically by `errand demo`"}),
@@ -92,7 +124,11 @@ async fn drive(api_url: &str, ui_url: Option<&str>, remote: &Path, agent: &Path)
     .await?;
     let task = watch(&api, &id, |_| false).await?;
     if task["status"] != "merged" {
-        bail!("the task ended {} instead of merged: {}", task["status"], task["reason"]);
+        bail!(
+            "the task ended {} instead of merged: {}",
+            task["status"],
+            task["reason"]
+        );
     }
 
     println!("\n4. The fix is on the example repository's main branch:");
@@ -111,7 +147,19 @@ fn example_remote(dir: &Path) -> anyhow::Result<PathBuf> {
     }
     git(&seed, &["init", "-q", "-b", "main"])?;
     git(&seed, &["add", "."])?;
-    git(&seed, &["-c", "user.name=Errand demo", "-c", "user.email=demo@errand.invalid", "commit", "-q", "-m", "calculator with a failing test"])?;
+    git(
+        &seed,
+        &[
+            "-c",
+            "user.name=Errand demo",
+            "-c",
+            "user.email=demo@errand.invalid",
+            "commit",
+            "-q",
+            "-m",
+            "calculator with a failing test",
+        ],
+    )?;
     let remote = dir.join("calculator.git");
     git(dir, &["clone", "-q", "--bare", "seed", "calculator.git"])?;
     std::fs::remove_dir_all(&seed)?;
@@ -126,6 +174,11 @@ fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
         .args(args)
         .output()
         .context("cannot run git")?;
-    ensure!(out.status.success(), "git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    ensure!(
+        out.status.success(),
+        "git {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -17,7 +17,13 @@ pub async fn export(settings: &Settings, task_id: &str, out: &Path) -> anyhow::R
         .address
         .as_deref()
         .context("export-history needs --temporal-address (or ERRAND__TEMPORAL__ADDRESS)")?;
-    let client = temporal_server::connect(address, &settings.temporal.namespace, "errand-export", Duration::from_secs(10)).await?;
+    let client = temporal_server::connect(
+        address,
+        &settings.temporal.namespace,
+        "errand-export",
+        Duration::from_secs(10),
+    )
+    .await?;
     let json = client
         .get_workflow_handle::<AgentTaskWorkflow>(task_id)
         .fetch_history(WorkflowFetchHistoryOptions::default())

@@ -23,7 +23,12 @@ struct Cli {
     #[command(flatten)]
     overrides: Overrides,
     /// URL of the Errand API (client subcommands)
-    #[arg(long, global = true, env = "ERRAND_API_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "ERRAND_API_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     api: String,
     #[command(subcommand)]
     command: Commands,
@@ -105,9 +110,12 @@ async fn main() -> anyhow::Result<()> {
         Commands::Run(args) => commands::run(&api, args).await,
         Commands::Tasks { status } => commands::tasks(&api, status).await,
         Commands::Show { id, json } => commands::show(&api, &id, json).await,
-        Commands::Review { id, verdict, reviewer, comment } => {
-            commands::review(&api, &id, verdict, &reviewer, comment).await
-        }
+        Commands::Review {
+            id,
+            verdict,
+            reviewer,
+            comment,
+        } => commands::review(&api, &id, verdict, &reviewer, comment).await,
         Commands::Cancel { id } => commands::cancel(&api, &id).await,
         Commands::ExportHistory { id, out } => {
             history::export(&Settings::load(&cli.overrides, None)?, &id, &out).await

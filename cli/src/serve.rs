@@ -26,18 +26,39 @@ impl Temporal {
     pub async fn attach_or_start(settings: &Settings, role: &str) -> anyhow::Result<Temporal> {
         let identity = format!("errand-{role}@{}", std::process::id());
         if let Some(address) = &settings.temporal.address {
-            let client = temporal_server::connect(address, &settings.temporal.namespace, &identity, CONNECT_WAIT).await?;
-            return Ok(Temporal { client, ui_url: None, dev_server: None });
+            let client = temporal_server::connect(
+                address,
+                &settings.temporal.namespace,
+                &identity,
+                CONNECT_WAIT,
+            )
+            .await?;
+            return Ok(Temporal {
+                client,
+                ui_url: None,
+                dev_server: None,
+            });
         }
         let mut server = DevServer::start(&settings.temporal, &settings.data_dir).await?;
-        let client = match temporal_server::connect(&server.address, &settings.temporal.namespace, &identity, CONNECT_WAIT).await {
+        let client = match temporal_server::connect(
+            &server.address,
+            &settings.temporal.namespace,
+            &identity,
+            CONNECT_WAIT,
+        )
+        .await
+        {
             Ok(client) => client,
             Err(err) => {
                 server.check_alive()?;
                 return Err(err);
             }
         };
-        Ok(Temporal { client, ui_url: Some(server.ui_url.clone()), dev_server: Some(server) })
+        Ok(Temporal {
+            client,
+            ui_url: Some(server.ui_url.clone()),
+            dev_server: Some(server),
+        })
     }
 
     /// Connects to the configured address only (`worker` and `api` never start a server).
@@ -59,7 +80,9 @@ impl Temporal {
 
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     let url = settings.database_url();
-    Store::connect(&url).await.with_context(|| format!("cannot open the app database {}", redact(&url)))
+    Store::connect(&url)
+        .await
+        .with_context(|| format!("cannot open the app database {}", redact(&url)))
 }
 
 /// The API as a spawned task that stops when `shutdown` resolves.
@@ -81,7 +104,11 @@ pub async fn spawn_api(
         namespace: settings.temporal.namespace.clone(),
     };
     let app = api::router(state);
-    let server = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await });
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+    });
     Ok((url, server))
 }
 
@@ -91,7 +118,8 @@ pub async fn build_worker(
     temporal: &Temporal,
     store: Store,
 ) -> anyhow::Result<(Runtime, temporalio_sdk::Worker)> {
-    let runtime = Runtime::from_current_tokio(Default::default()).context("cannot start the Temporal runtime")?;
+    let runtime = Runtime::from_current_tokio(Default::default())
+        .context("cannot start the Temporal runtime")?;
     let worker_settings = worker::WorkerSettings {
         data_dir: settings.data_dir.clone(),
         graceful_shutdown: Duration::from_secs(settings.worker.graceful_shutdown_secs),
@@ -112,18 +140,27 @@ pub async fn shutdown_signal() {
 
 /// `errand up`: dev server (or attach), SQLite, API and worker in one process.
 pub async fn up(settings: Settings) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            settings.data_dir.display()
+        )
+    })?;
     let temporal = Temporal::attach_or_start(&settings, "up").await?;
-    let result = run_both(&settings, &temporal, |api_url| {
-        println!("Errand is up.");
-        println!("  API:         {api_url}  (OpenAPI: {api_url}/openapi.json)");
-        if let Some(ui) = &temporal.ui_url {
-            println!("  Temporal UI: {ui}");
-        }
-        println!("  Data:        {}", settings.data_dir.display());
-        println!("Press Ctrl-C to stop.");
-    }, shutdown_signal())
+    let result = run_both(
+        &settings,
+        &temporal,
+        |api_url| {
+            println!("Errand is up.");
+            println!("  API:         {api_url}  (OpenAPI: {api_url}/openapi.json)");
+            if let Some(ui) = &temporal.ui_url {
+                println!("  Temporal UI: {ui}");
+            }
+            println!("  Data:        {}", settings.data_dir.display());
+            println!("Press Ctrl-C to stop.");
+        },
+        shutdown_signal(),
+    )
     .await;
     temporal.stop().await?;
     result
@@ -153,7 +190,9 @@ pub async fn run_both(
         let _ = stop_api.send(());
     });
     worker_result.context("the worker stopped with an error")?;
-    api.await.context("the API task panicked")?.context("the API server failed")?;
+    api.await
+        .context("the API task panicked")?
+        .context("the API server failed")?;
     Ok(())
 }
 
@@ -164,7 +203,10 @@ pub async fn worker(settings: Settings) -> anyhow::Result<()> {
     let store = open_store(&settings).await?;
     let (_runtime, mut worker) = build_worker(&settings, &temporal, store).await?;
     let stop = worker.shutdown_handle();
-    println!("Errand worker polling task queue {:?}", workflows::TASK_QUEUE);
+    println!(
+        "Errand worker polling task queue {:?}",
+        workflows::TASK_QUEUE
+    );
     let (result, ()) = tokio::join!(worker.run(), async move {
         shutdown_signal().await;
         stop();
@@ -178,13 +220,18 @@ pub async fn api(settings: Settings) -> anyhow::Result<()> {
     let store = open_store(&settings).await?;
     let (url, server) = spawn_api(&settings, &temporal, store, shutdown_signal()).await?;
     println!("Errand API on {url}");
-    server.await.context("the API task panicked")?.context("the API server failed")
+    server
+        .await
+        .context("the API task panicked")?
+        .context("the API server failed")
 }
 
 /// A database URL without its password, for messages.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://…@{}", &url[..scheme], &url[at + 1..]),
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+        }
         _ => url.to_string(),
     }
 }

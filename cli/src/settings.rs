@@ -78,7 +78,9 @@ impl Settings {
             builder = builder.add_source(config::File::from(file.as_path()).required(true));
         }
         builder = builder.add_source(
-            config::Environment::with_prefix("ERRAND").prefix_separator("__").separator("__"),
+            config::Environment::with_prefix("ERRAND")
+                .prefix_separator("__")
+                .separator("__"),
         );
         let mut settings: Settings = builder
             .build()
@@ -104,7 +106,10 @@ impl Settings {
 
     /// The app database; SQLite in the data directory unless configured.
     pub fn database_url(&self) -> String {
-        self.database.url.clone().unwrap_or_else(|| sqlite_url(&self.data_dir.join("errand.db")))
+        self.database
+            .url
+            .clone()
+            .unwrap_or_else(|| sqlite_url(&self.data_dir.join("errand.db")))
     }
 }
 

@@ -26,12 +26,25 @@ impl DevServer {
         let (cli, namespace) = (&settings.cli, &settings.namespace);
         let port = settings.dev_port.map_or_else(|| free_port(7233), Ok)?;
         let ui_port = settings.dev_ui_port.map_or_else(|| free_port(8233), Ok)?;
-        let log = std::fs::File::create(data_dir.join("temporal.log"))
-            .with_context(|| format!("cannot create {}", data_dir.join("temporal.log").display()))?;
+        let log = std::fs::File::create(data_dir.join("temporal.log")).with_context(|| {
+            format!("cannot create {}", data_dir.join("temporal.log").display())
+        })?;
         let mut command = Command::new(cli);
         command
-            .args(["server", "start-dev", "--ip", "127.0.0.1", "--log-level", "warn"])
-            .args(["--port", &port.to_string(), "--ui-port", &ui_port.to_string()])
+            .args([
+                "server",
+                "start-dev",
+                "--ip",
+                "127.0.0.1",
+                "--log-level",
+                "warn",
+            ])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--ui-port",
+                &ui_port.to_string(),
+            ])
             .arg("--db-filename")
             .arg(data_dir.join("temporal.db"))
             .args(["--namespace", namespace])
@@ -62,32 +75,55 @@ impl DevServer {
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(pid) = self.child.id() {
             let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
-            if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_ok() {
+            if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+                .await
+                .is_ok()
+            {
                 return Ok(());
             }
         }
-        self.child.kill().await.context("cannot stop the Temporal dev server")
+        self.child
+            .kill()
+            .await
+            .context("cannot stop the Temporal dev server")
     }
 
     /// Fails if the server exited (for example because its port was taken).
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {
-            bail!("the Temporal dev server exited ({status}); see temporal.log in the data directory");
+            bail!(
+                "the Temporal dev server exited ({status}); see temporal.log in the data directory"
+            );
         }
         Ok(())
     }
 }
 
 /// Connects to Temporal, retrying until it answers or `wait` has passed.
-pub async fn connect(address: &str, namespace: &str, identity: &str, wait: Duration) -> anyhow::Result<Client> {
-    let url = Url::parse(&format!("http://{address}")).with_context(|| format!("invalid Temporal address {address:?}"))?;
+pub async fn connect(
+    address: &str,
+    namespace: &str,
+    identity: &str,
+    wait: Duration,
+) -> anyhow::Result<Client> {
+    let url = Url::parse(&format!("http://{address}"))
+        .with_context(|| format!("invalid Temporal address {address:?}"))?;
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let options = ConnectionOptions::new(url.clone()).identity(identity.to_string()).build();
+        let options = ConnectionOptions::new(url.clone())
+            .identity(identity.to_string())
+            .build();
         match Connection::connect(options).await {
-            Ok(connection) => return Ok(Client::new(connection, ClientOptions::new(namespace).build())?),
+            Ok(connection) => {
+                return Ok(Client::new(
+                    connection,
+                    ClientOptions::new(namespace).build(),
+                )?);
+            }
             Err(err) if tokio::time::Instant::now() >= deadline => {
-                return Err(anyhow::Error::new(err).context(format!("cannot reach Temporal at {address}")));
+                return Err(
+                    anyhow::Error::new(err).context(format!("cannot reach Temporal at {address}"))
+                );
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use serde_json::{Value, json};
+use tempfile::TempDir;
 use temporalio_client::WorkflowHistory;
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
-use tempfile::TempDir;
 use workflows::AgentTaskWorkflow;
 
 /// The `errand` binary built by `cargo build --bin errand` (see scripts/test).
@@ -25,11 +25,18 @@ pub fn errand_bin() -> PathBuf {
 }
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("repository root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .expect("repository root")
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A child process killed (SIGTERM, then SIGKILL) when dropped.
@@ -39,7 +46,11 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(command: &mut Command) -> anyhow::Result<Proc> {
-        let child = command.stdin(Stdio::null()).stdout(Stdio::null()).spawn().with_context(|| format!("cannot spawn {command:?}"))?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot spawn {command:?}"))?;
         Ok(Proc { child })
     }
 
@@ -83,14 +94,27 @@ impl DevServer {
         let port = free_port();
         let proc = Proc::spawn(
             Command::new("temporal")
-                .args(["server", "start-dev", "--headless", "--ip", "127.0.0.1", "--log-level", "error"])
+                .args([
+                    "server",
+                    "start-dev",
+                    "--headless",
+                    "--ip",
+                    "127.0.0.1",
+                    "--log-level",
+                    "error",
+                ])
                 .args(["--port", &port.to_string()])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
         )?;
         let address = format!("127.0.0.1:{port}");
-        wait_for(Duration::from_secs(30), || std::net::TcpStream::connect(&address).is_ok())?;
-        Ok(DevServer { _proc: proc, address })
+        wait_for(Duration::from_secs(30), || {
+            std::net::TcpStream::connect(&address).is_ok()
+        })?;
+        Ok(DevServer {
+            _proc: proc,
+            address,
+        })
     }
 }
 
@@ -116,37 +140,64 @@ impl Errand {
             .env("ERRAND__TEMPORAL__DEV_UI_PORT", free_port().to_string());
         let proc = Proc::spawn(&mut command)?;
         let temporal = format!("127.0.0.1:{temporal_port}");
-        Errand::ready(format!("http://127.0.0.1:{port}"), temporal, data_dir, vec![proc]).await
+        Errand::ready(
+            format!("http://127.0.0.1:{port}"),
+            temporal,
+            data_dir,
+            vec![proc],
+        )
+        .await
     }
 
     /// `errand api` plus `errand worker` against `temporal`, sharing a SQLite file.
     pub async fn split(temporal: &DevServer) -> anyhow::Result<Errand> {
         let data_dir = tempfile::tempdir()?;
         let port = free_port();
-        let api = Proc::spawn(
-            errand_command(data_dir.path())
-                .args(["api", "--listen", &format!("127.0.0.1:{port}"), "--temporal-address", &temporal.address]),
-        )?;
+        let api = Proc::spawn(errand_command(data_dir.path()).args([
+            "api",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--temporal-address",
+            &temporal.address,
+        ]))?;
         let api_url = format!("http://127.0.0.1:{port}");
-        let mut errand = Errand::ready(api_url, temporal.address.clone(), data_dir, vec![api]).await?;
+        let mut errand =
+            Errand::ready(api_url, temporal.address.clone(), data_dir, vec![api]).await?;
         errand.start_worker(temporal)?;
         Ok(errand)
     }
 
     pub fn start_worker(&mut self, temporal: &DevServer) -> anyhow::Result<()> {
-        let worker = Proc::spawn(
-            errand_command(self.data_dir.path()).args(["worker", "--temporal-address", &temporal.address]),
-        )?;
+        let worker = Proc::spawn(errand_command(self.data_dir.path()).args([
+            "worker",
+            "--temporal-address",
+            &temporal.address,
+        ]))?;
         self.processes.push(worker);
         Ok(())
     }
 
-    async fn ready(api: String, temporal_address: String, data_dir: TempDir, processes: Vec<Proc>) -> anyhow::Result<Errand> {
+    async fn ready(
+        api: String,
+        temporal_address: String,
+        data_dir: TempDir,
+        processes: Vec<Proc>,
+    ) -> anyhow::Result<Errand> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut errand = Errand { api, temporal_address, data_dir, processes, http: reqwest::Client::new() };
+        let mut errand = Errand {
+            api,
+            temporal_address,
+            data_dir,
+            processes,
+            http: reqwest::Client::new(),
+        };
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
-            if let Ok(r) = errand.http.get(format!("{}/healthz", errand.api)).send().await
+            if let Ok(r) = errand
+                .http
+                .get(format!("{}/healthz", errand.api))
+                .send()
+                .await
                 && r.status().is_success()
             {
                 return Ok(errand);
@@ -156,13 +207,23 @@ impl Errand {
                     bail!("errand exited before it was ready: {status}");
                 }
             }
-            ensure!(Instant::now() < deadline, "errand did not answer on {} within 90s", errand.api);
+            ensure!(
+                Instant::now() < deadline,
+                "errand did not answer on {} within 90s",
+                errand.api
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     /// Sends a request; returns the HTTP status and the JSON body.
-    pub async fn call(&self, method: &str, path: &str, body: Option<Value>, key: Option<&str>) -> anyhow::Result<(u16, Value)> {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> anyhow::Result<(u16, Value)> {
         let url = format!("{}{path}", self.api);
         let mut request = match method {
             "GET" => self.http.get(url),
@@ -182,20 +243,35 @@ impl Errand {
         Ok((status, body))
     }
 
-    pub async fn post_ok(&self, path: &str, body: Value, key: Option<&str>) -> anyhow::Result<Value> {
+    pub async fn post_ok(
+        &self,
+        path: &str,
+        body: Value,
+        key: Option<&str>,
+    ) -> anyhow::Result<Value> {
         let (status, answer) = self.call("POST", path, Some(body), key).await?;
-        ensure!((200..300).contains(&status), "POST {path}: {status} {answer}");
+        ensure!(
+            (200..300).contains(&status),
+            "POST {path}: {status} {answer}"
+        );
         Ok(answer)
     }
 
     pub async fn task(&self, id: &str) -> anyhow::Result<Value> {
-        let (status, task) = self.call("GET", &format!("/v1/tasks/{id}"), None, None).await?;
+        let (status, task) = self
+            .call("GET", &format!("/v1/tasks/{id}"), None, None)
+            .await?;
         ensure!(status == 200, "GET task {id}: {status} {task}");
         Ok(task)
     }
 
     /// Polls the task until its status is `want` (or final), within `within`.
-    pub async fn wait_for_status(&self, id: &str, want: &str, within: Duration) -> anyhow::Result<Value> {
+    pub async fn wait_for_status(
+        &self,
+        id: &str,
+        want: &str,
+        within: Duration,
+    ) -> anyhow::Result<Value> {
         let deadline = Instant::now() + within;
         loop {
             let task = self.task(id).await?;
@@ -203,29 +279,56 @@ impl Errand {
             if status == want {
                 return Ok(task);
             }
-            let is_final = matches!(status, "merged" | "closed" | "incomplete" | "cancelled" | "failed");
-            ensure!(!is_final, "task {id} ended {status} while waiting for {want}: {task}");
-            ensure!(Instant::now() < deadline, "task {id} still {status} after {within:?}, waiting for {want}");
+            let is_final = matches!(
+                status,
+                "merged" | "closed" | "incomplete" | "cancelled" | "failed"
+            );
+            ensure!(
+                !is_final,
+                "task {id} ended {status} while waiting for {want}: {task}"
+            );
+            ensure!(
+                Instant::now() < deadline,
+                "task {id} still {status} after {within:?}, waiting for {want}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
-    pub async fn review(&self, id: &str, decision: &str, reviewer: &str, comment: Option<&str>) -> anyhow::Result<(u16, Value)> {
+    pub async fn review(
+        &self,
+        id: &str,
+        decision: &str,
+        reviewer: &str,
+        comment: Option<&str>,
+    ) -> anyhow::Result<(u16, Value)> {
         let body = json!({"decision": decision, "reviewer": reviewer, "comment": comment});
-        self.call("POST", &format!("/v1/tasks/{id}/review"), Some(body), None).await
+        self.call("POST", &format!("/v1/tasks/{id}/review"), Some(body), None)
+            .await
     }
 
     /// Replays the task's fresh history against the current workflow code; with
     /// `ERRAND_RECORD_HISTORIES=1` also keeps it for the replay test of the `workflows` crate.
     pub async fn check_replay(&self, id: &str, scenario: &str) -> anyhow::Result<()> {
-        let file = self.data_dir.path().join(format!("{scenario}.history.json"));
+        let file = self
+            .data_dir
+            .path()
+            .join(format!("{scenario}.history.json"));
         let status = Command::new(errand_bin())
-            .args(["export-history", id, "--temporal-address", &self.temporal_address, "--out"])
+            .args([
+                "export-history",
+                id,
+                "--temporal-address",
+                &self.temporal_address,
+                "--out",
+            ])
             .arg(&file)
             .status()?;
         ensure!(status.success(), "export-history {id} failed: {status}");
         let json = std::fs::read(&file)?;
-        let options = WorkflowReplayerOptions::new().register_workflow::<AgentTaskWorkflow>()?.build();
+        let options = WorkflowReplayerOptions::new()
+            .register_workflow::<AgentTaskWorkflow>()?
+            .build();
         WorkflowReplayer::new(options)?
             .replay_workflow(WorkflowHistory::from_json(&json)?)
             .await
@@ -239,7 +342,9 @@ impl Errand {
 
     /// The agent's log of a round on the worker host.
     pub fn agent_log(&self, id: &str, round: u32) -> PathBuf {
-        self.data_dir.path().join(format!("tasks/{id}/round-{round}/agent.log"))
+        self.data_dir
+            .path()
+            .join(format!("tasks/{id}/round-{round}/agent.log"))
     }
 }
 
@@ -265,14 +370,32 @@ impl Remote {
         let seed = dir.path().join("seed");
         std::fs::create_dir(&seed)?;
         for name in ["calc.sh", "test.sh", "README.md"] {
-            std::fs::copy(repo_root().join("examples/calculator").join(name), seed.join(name))?;
+            std::fs::copy(
+                repo_root().join("examples/calculator").join(name),
+                seed.join(name),
+            )?;
         }
         git(&seed, &["init", "-q", "-b", "main"])?;
         git(&seed, &["add", "."])?;
-        git(&seed, &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "seed"])?;
+        git(
+            &seed,
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "-q",
+                "-m",
+                "seed",
+            ],
+        )?;
         git(dir.path(), &["clone", "-q", "--bare", "seed", "remote.git"])?;
         // Every ref update is logged, so tests can count pushes.
-        git(&dir.path().join("remote.git"), &["config", "core.logAllRefUpdates", "always"])?;
+        git(
+            &dir.path().join("remote.git"),
+            &["config", "core.logAllRefUpdates", "always"],
+        )?;
         Ok(Remote { dir })
     }
 
@@ -291,11 +414,23 @@ impl Remote {
 
     /// How many times a branch was updated by pushes.
     pub fn updates_of(&self, branch: &str) -> anyhow::Result<usize> {
-        Ok(self.git(&["reflog", "show", "--format=%H", &format!("refs/heads/{branch}")])?.lines().count())
+        Ok(self
+            .git(&[
+                "reflog",
+                "show",
+                "--format=%H",
+                &format!("refs/heads/{branch}"),
+            ])?
+            .lines()
+            .count())
     }
 
     pub fn branches(&self) -> anyhow::Result<Vec<String>> {
-        Ok(self.git(&["branch", "--format=%(refname:short)"])?.lines().map(String::from).collect())
+        Ok(self
+            .git(&["branch", "--format=%(refname:short)"])?
+            .lines()
+            .map(String::from)
+            .collect())
     }
 }
 
@@ -306,7 +441,12 @@ pub fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .args(args)
         .output()?;
-    ensure!(out.status.success(), "git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    ensure!(
+        out.status.success(),
+        "git {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 

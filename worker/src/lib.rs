@@ -28,7 +28,9 @@ pub async fn build(
     store: Store,
     settings: &WorkerSettings,
 ) -> anyhow::Result<Worker> {
-    let sandbox = Sandbox::detect().await.context("the worker runs agents only in a sandbox")?;
+    let sandbox = Sandbox::detect()
+        .await
+        .context("the worker runs agents only in a sandbox")?;
     let data = DataDir::new(&settings.data_dir);
     let options = WorkerOptions::new(TASK_QUEUE)
         .register_workflow::<AgentTaskWorkflow>()?

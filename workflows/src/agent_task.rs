@@ -10,16 +10,15 @@ use temporalio_common::protos::temporal::api::failure::v1::Failure;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
     ActivityCancellationType, ActivityExecutionError, ActivityOptions, ApplicationFailure,
-    CancellableFuture,
-    SyncWorkflowContext, TimerResult, WorkflowCancellationToken, WorkflowContext,
-    WorkflowContextView, WorkflowResult, WorkflowTermination, workflows::select,
+    CancellableFuture, SyncWorkflowContext, TimerResult, WorkflowCancellationToken,
+    WorkflowContext, WorkflowContextView, WorkflowResult, WorkflowTermination, workflows::select,
 };
 use temporalio_workflow::RetryPolicy;
 
 use crate::contracts::{
-    AgentExit, AgentRunRequest, CheckResult, ChecksRequest, FinishRequest, MergeRequest,
-    ProvisionRequest, PushRequest, Pushed, ReviewRecord, ReviewRequest, StatusChange,
-    TaskActivities, Workspace, BAD_INPUT, MERGE_CONFLICT,
+    AgentExit, AgentRunRequest, BAD_INPUT, CheckResult, ChecksRequest, FinishRequest,
+    MERGE_CONFLICT, MergeRequest, ProvisionRequest, PushRequest, Pushed, ReviewRecord,
+    ReviewRequest, StatusChange, TaskActivities, Workspace,
 };
 use crate::report::{Report, RoundSummary};
 use crate::task::{ReviewDecision, ReviewVerdict, TaskSpec, TaskStatus};
@@ -59,24 +58,41 @@ pub struct AgentTaskWorkflow {
 impl AgentTaskWorkflow {
     #[init]
     pub fn new(_ctx: &WorkflowContextView, spec: TaskSpec) -> Self {
-        Self { spec, status: TaskStatus::Admitted, round: 0, decision: None }
+        Self {
+            spec,
+            status: TaskStatus::Admitted,
+            round: 0,
+            decision: None,
+        }
     }
 
     #[run(name = "AgentTask")]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<TaskOutcome> {
         let spec = ctx.state(|s| s.spec.clone());
-        let mut run = Run { ctx, spec, rounds: Vec::new(), workspace: None, pushed: None };
+        let mut run = Run {
+            ctx,
+            spec,
+            rounds: Vec::new(),
+            workspace: None,
+            pushed: None,
+        };
         let ending = match run.pipeline().await {
             Ok(ending) => ending,
             Err(Stop::Cancelled) => Ending::new(TaskStatus::Cancelled, "cancelled on request"),
-            Err(Stop::Failed(reason)) => Ending { status: TaskStatus::Failed, reason: Some(reason) },
+            Err(Stop::Failed(reason)) => Ending {
+                status: TaskStatus::Failed,
+                reason: Some(reason),
+            },
         };
         run.finish(ending).await
     }
 
     #[query(name = "status")]
     pub fn progress(&self, _ctx: &WorkflowContextView) -> TaskProgress {
-        TaskProgress { status: self.status, round: self.round }
+        TaskProgress {
+            status: self.status,
+            round: self.round,
+        }
     }
 
     #[update_validator(review)]
@@ -86,7 +102,11 @@ impl AgentTaskWorkflow {
         decision: &ReviewDecision,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         // A decision already taken but not yet acted on means the gate is closing.
-        let status = if self.decision.is_some() { TaskStatus::Pushing } else { self.status };
+        let status = if self.decision.is_some() {
+            TaskStatus::Pushing
+        } else {
+            self.status
+        };
         decision.check(status, &self.spec.requester)?;
         Ok(())
     }
@@ -99,7 +119,10 @@ impl AgentTaskWorkflow {
         decision: ReviewDecision,
     ) -> TaskProgress {
         self.decision = Some(decision);
-        TaskProgress { status: self.status, round: self.round }
+        TaskProgress {
+            status: self.status,
+            round: self.round,
+        }
     }
 }
 
@@ -111,7 +134,10 @@ struct Ending {
 
 impl Ending {
     fn new(status: TaskStatus, reason: impl Into<String>) -> Self {
-        Self { status, reason: Some(reason.into()) }
+        Self {
+            status,
+            reason: Some(reason.into()),
+        }
     }
 }
 
@@ -141,7 +167,11 @@ fn describe(err: &ActivityExecutionError) -> String {
         }
         failure = f.cause.as_deref();
     }
-    if messages.is_empty() { err.to_string() } else { messages.join(": ") }
+    if messages.is_empty() {
+        err.to_string()
+    } else {
+        messages.join(": ")
+    }
 }
 
 /// One execution of the pipeline, with what it has produced so far.
@@ -162,7 +192,11 @@ impl Run<'_> {
             .ctx
             .execute_activity(
                 TaskActivities::provision,
-                ProvisionRequest { task_id: spec.id.clone(), repo: spec.repo.clone(), base: spec.base.clone() },
+                ProvisionRequest {
+                    task_id: spec.id.clone(),
+                    repo: spec.repo.clone(),
+                    base: spec.base.clone(),
+                },
                 options(Duration::from_secs(600), None, 5, &[BAD_INPUT]),
             )
             .await?;
@@ -192,11 +226,18 @@ impl Run<'_> {
                 )
                 .await?;
             let timed_out = agent.exit == AgentExit::TimedOut;
-            self.rounds.push(RoundSummary { round, agent, checks: Vec::new() });
+            self.rounds.push(RoundSummary {
+                round,
+                agent,
+                checks: Vec::new(),
+            });
             if timed_out {
                 return Ok(Ending::new(
                     TaskStatus::Incomplete,
-                    format!("time_budget: the agent ran past its {}s budget in round {round}", spec.time_budget_secs),
+                    format!(
+                        "time_budget: the agent ran past its {}s budget in round {round}",
+                        spec.time_budget_secs
+                    ),
                 ));
             }
 
@@ -212,7 +253,10 @@ impl Run<'_> {
                         checks: spec.checks.clone(),
                         time_budget_secs: spec.time_budget_secs,
                     },
-                    long_running(spec.time_budget_secs.saturating_mul(spec.checks.len().max(1) as u64)),
+                    long_running(
+                        spec.time_budget_secs
+                            .saturating_mul(spec.checks.len().max(1) as u64),
+                    ),
                 )
                 .await?;
             let passed = checks.iter().all(CheckResult::passed);
@@ -231,7 +275,12 @@ impl Run<'_> {
             }
 
             self.set_status(TaskStatus::Pushing, None).await?;
-            let pushed = self.push(&workspace, format!("errand: round {round} of task {}", spec.id)).await?;
+            let pushed = self
+                .push(
+                    &workspace,
+                    format!("errand: round {round} of task {}", spec.id),
+                )
+                .await?;
             self.act_short(
                 TaskActivities::open_review,
                 ReviewRequest {
@@ -248,12 +297,19 @@ impl Run<'_> {
             let Some(decision) = self.gate().await? else {
                 return Ok(Ending::new(
                     TaskStatus::Incomplete,
-                    format!("review_timeout: no review decision within {}s", spec.review_timeout_secs),
+                    format!(
+                        "review_timeout: no review decision within {}s",
+                        spec.review_timeout_secs
+                    ),
                 ));
             };
             self.act_short(
                 TaskActivities::record_review,
-                ReviewRecord { task_id: spec.id.clone(), round, decision: decision.clone() },
+                ReviewRecord {
+                    task_id: spec.id.clone(),
+                    round,
+                    decision: decision.clone(),
+                },
             )
             .await?;
             let comment = decision.comment.clone().unwrap_or_default();
@@ -273,20 +329,27 @@ impl Run<'_> {
                         .await?;
                     return Ok(Ending::new(
                         TaskStatus::Merged,
-                        format!("approved by {} and merged into {}", decision.reviewer, spec.base),
+                        format!(
+                            "approved by {} and merged into {}",
+                            decision.reviewer, spec.base
+                        ),
                     ));
                 }
                 ReviewVerdict::Reject => {
                     return Ok(Ending::new(
                         TaskStatus::Closed,
-                        format!("rejected by {}: {comment}", decision.reviewer).trim_end_matches([':', ' ']).to_string(),
+                        format!("rejected by {}: {comment}", decision.reviewer)
+                            .trim_end_matches([':', ' '])
+                            .to_string(),
                     ));
                 }
                 ReviewVerdict::RequestChanges => {
                     if round >= spec.max_rounds {
                         return Ok(Ending::new(
                             TaskStatus::Incomplete,
-                            format!("round_limit: changes requested after the last of {round} round(s)"),
+                            format!(
+                                "round_limit: changes requested after the last of {round} round(s)"
+                            ),
                         ));
                     }
                     feedback = Some(format!(
@@ -300,7 +363,9 @@ impl Run<'_> {
 
     /// Waits for a review decision or the review deadline (None).
     async fn gate(&mut self) -> Result<Option<ReviewDecision>, Stop> {
-        let mut deadline = self.ctx.timer(Duration::from_secs(self.spec.review_timeout_secs));
+        let mut deadline = self
+            .ctx
+            .timer(Duration::from_secs(self.spec.review_timeout_secs));
         let decided = select! {
             r = self.ctx.wait_condition(|s| s.decision.is_some()) => {
                 deadline.cancel();
@@ -312,7 +377,11 @@ impl Run<'_> {
                 TimerResult::Cancelled => return Err(Stop::Cancelled),
             },
         };
-        Ok(if decided { self.ctx.state_mut(|s| s.decision.take()) } else { None })
+        Ok(if decided {
+            self.ctx.state_mut(|s| s.decision.take())
+        } else {
+            None
+        })
     }
 
     async fn push(&mut self, workspace: &Workspace, message: String) -> Result<Pushed, Stop> {
@@ -320,7 +389,11 @@ impl Run<'_> {
             .ctx
             .execute_activity(
                 TaskActivities::push,
-                PushRequest { workspace: workspace.clone(), message, author: self.spec.requester.clone() },
+                PushRequest {
+                    workspace: workspace.clone(),
+                    message,
+                    author: self.spec.requester.clone(),
+                },
                 options(Duration::from_secs(300), None, 10, &[BAD_INPUT]),
             )
             .await?;
@@ -337,11 +410,22 @@ impl Run<'_> {
         if ending.status != TaskStatus::Merged
             && let Some(workspace) = self.workspace.clone()
         {
-            let message = format!("errand: work in progress ({}) of task {}", ending.status, self.spec.id);
+            let message = format!(
+                "errand: work in progress ({}) of task {}",
+                ending.status, self.spec.id
+            );
             let mut opts = options(Duration::from_secs(300), None, 10, &[BAD_INPUT]);
             opts.cancellation_token = detached.clone();
-            let push = PushRequest { workspace, message, author: self.spec.requester.clone() };
-            match self.ctx.execute_activity(TaskActivities::push, push, opts).await {
+            let push = PushRequest {
+                workspace,
+                message,
+                author: self.spec.requester.clone(),
+            };
+            match self
+                .ctx
+                .execute_activity(TaskActivities::push, push, opts)
+                .await
+            {
                 Ok(pushed) => self.pushed = Some(pushed),
                 Err(err) => {
                     let note = format!("work in progress could not be pushed: {}", describe(&err));
@@ -361,7 +445,9 @@ impl Run<'_> {
         };
         let mut opts = short();
         opts.cancellation_token = detached;
-        self.ctx.execute_activity(TaskActivities::finish, finish, opts).await?;
+        self.ctx
+            .execute_activity(TaskActivities::finish, finish, opts)
+            .await?;
 
         match ending.status {
             TaskStatus::Cancelled => Err(WorkflowTermination::cancelled()),
@@ -385,7 +471,12 @@ impl Run<'_> {
             s.status = status;
             s.round
         });
-        let change = StatusChange { task_id: self.spec.id.clone(), status, round, reason };
+        let change = StatusChange {
+            task_id: self.spec.id.clone(),
+            status,
+            round,
+            reason,
+        };
         self.act_short(TaskActivities::record_status, change).await
     }
 
@@ -412,7 +503,10 @@ impl Run<'_> {
 
 /// The prompt the agent reads from `ERRAND_PROMPT_FILE`.
 fn prompt(spec: &TaskSpec) -> String {
-    let mut text = format!("# Task\n\n{}\n\n## Done means\n\nThese checks pass in the repository root:\n\n", spec.instructions.trim());
+    let mut text = format!(
+        "# Task\n\n{}\n\n## Done means\n\nThese checks pass in the repository root:\n\n",
+        spec.instructions.trim()
+    );
     for check in &spec.checks {
         text.push_str(&format!("- `{check}`\n"));
     }
@@ -433,7 +527,11 @@ fn check_feedback(round: u32, checks: &[CheckResult]) -> String {
             (false, Some(code)) => format!("exited {code}"),
             (false, None) => "was killed by a signal".to_string(),
         };
-        text.push_str(&format!("\n## `{}` {how}\n\n```\n{}\n```\n", c.command, c.output_tail.trim_end()));
+        text.push_str(&format!(
+            "\n## `{}` {how}\n\n```\n{}\n```\n",
+            c.command,
+            c.output_tail.trim_end()
+        ));
     }
     text
 }
@@ -446,7 +544,12 @@ fn short() -> ActivityOptions {
 /// The agent and the checks: heartbeating, cancelled with their whole process tree before the
 /// workflow moves on, and re-run after a lost worker.
 fn long_running(budget_secs: u64) -> ActivityOptions {
-    let mut opts = options(Duration::from_secs(budget_secs.saturating_add(120)), Some(Duration::from_secs(10)), 3, &[BAD_INPUT]);
+    let mut opts = options(
+        Duration::from_secs(budget_secs.saturating_add(120)),
+        Some(Duration::from_secs(10)),
+        3,
+        &[BAD_INPUT],
+    );
     opts.cancellation_type = ActivityCancellationType::WaitCancellationCompleted;
     opts
 }
@@ -464,7 +567,9 @@ fn options(
         .maximum_attempts(attempts)
         .non_retryable_error_types(non_retryable.iter().copied())
         .build();
-    let mut opts = ActivityOptions::with_start_to_close_timeout(start_to_close).retry_policy(retry).build();
+    let mut opts = ActivityOptions::with_start_to_close_timeout(start_to_close)
+        .retry_policy(retry)
+        .build();
     opts.heartbeat_timeout = heartbeat;
     opts
 }
@@ -476,12 +581,27 @@ mod tests {
     #[test]
     fn feedback_lists_only_failing_checks_with_their_output() {
         let checks = [
-            CheckResult { command: "ok".into(), exit_code: Some(0), timed_out: false, duration_ms: 1, output_tail: "fine".into() },
-            CheckResult { command: "sh test.sh".into(), exit_code: Some(1), timed_out: false, duration_ms: 1, output_tail: "want 4 got 5\n".into() },
+            CheckResult {
+                command: "ok".into(),
+                exit_code: Some(0),
+                timed_out: false,
+                duration_ms: 1,
+                output_tail: "fine".into(),
+            },
+            CheckResult {
+                command: "sh test.sh".into(),
+                exit_code: Some(1),
+                timed_out: false,
+                duration_ms: 1,
+                output_tail: "want 4 got 5\n".into(),
+            },
         ];
         let text = check_feedback(2, &checks);
         assert!(text.starts_with("# Checks failed in round 2"));
-        assert!(text.contains("## `sh test.sh` exited 1\n\n```\nwant 4 got 5\n```"), "{text}");
+        assert!(
+            text.contains("## `sh test.sh` exited 1\n\n```\nwant 4 got 5\n```"),
+            "{text}"
+        );
         assert!(!text.contains("fine"));
     }
 }

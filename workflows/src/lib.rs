@@ -10,7 +10,7 @@ pub mod playbook;
 pub mod report;
 pub mod task;
 
-pub use agent_task::{AgentTaskWorkflow, AGENT_TASK_WORKFLOW};
+pub use agent_task::{AGENT_TASK_WORKFLOW, AgentTaskWorkflow};
 pub use task::{AgentSpec, ReviewDecision, ReviewVerdict, TaskSpec, TaskStatus};
 
 /// The task queue every worker polls for `AgentTask` workflows and their activities.

@@ -54,7 +54,11 @@ pub enum PlaybookError {
     #[error("{file}: {message}")]
     Parse { file: String, message: String },
     #[error("{file}: {field}: {message}")]
-    Invalid { file: String, field: String, message: String },
+    Invalid {
+        file: String,
+        field: String,
+        message: String,
+    },
     #[error("inputs.{0}: unknown input for this playbook")]
     UnknownInput(String),
     #[error("inputs.{0}: required input is missing")]
@@ -75,20 +79,27 @@ pub struct Resolved {
 impl Playbook {
     /// Parses a playbook file; `file` names it in errors (yaml errors carry line and column).
     pub fn parse(file: &str, content: &str) -> Result<Self, PlaybookError> {
-        let playbook: Playbook = yaml_serde::from_str(content).map_err(|e| parse_error(file, &e))?;
+        let playbook: Playbook =
+            yaml_serde::from_str(content).map_err(|e| parse_error(file, &e))?;
         let invalid = |field: &str, message: &str| PlaybookError::Invalid {
             file: file.to_string(),
             field: field.to_string(),
             message: message.to_string(),
         };
         if playbook.verification.checks.is_empty() {
-            return Err(invalid("verification.checks", "expected at least one check command"));
+            return Err(invalid(
+                "verification.checks",
+                "expected at least one check command",
+            ));
         }
         if playbook.budget.max_rounds == 0 {
             return Err(invalid("budget.max_rounds", "expected a positive integer"));
         }
         if playbook.budget.time_per_round_secs == 0 {
-            return Err(invalid("budget.time_per_round_secs", "expected a positive integer"));
+            return Err(invalid(
+                "budget.time_per_round_secs",
+                "expected a positive integer",
+            ));
         }
         Ok(playbook)
     }
@@ -121,7 +132,10 @@ impl Playbook {
             agent: self.agent.clone(),
             max_rounds: self.budget.max_rounds,
             time_budget_secs: self.budget.time_per_round_secs,
-            playbook: PlaybookRef { name: self.name.clone(), content_hash: content_hash(content) },
+            playbook: PlaybookRef {
+                name: self.name.clone(),
+                content_hash: content_hash(content),
+            },
         })
     }
 }
@@ -130,7 +144,10 @@ impl Playbook {
 fn parse_error(file: &str, err: &yaml_serde::Error) -> PlaybookError {
     let message = err.to_string();
     let Some(at) = err.location() else {
-        return PlaybookError::Parse { file: file.to_string(), message };
+        return PlaybookError::Parse {
+            file: file.to_string(),
+            message,
+        };
     };
     let suffix = format!(" at line {} column {}", at.line(), at.column());
     PlaybookError::Parse {
@@ -165,7 +182,10 @@ budget:
 ";
 
     fn inputs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -181,7 +201,10 @@ budget:
     #[test]
     fn input_errors_name_the_input() {
         let pb = Playbook::parse("fix.yaml", FIX).unwrap();
-        assert_eq!(pb.resolve(FIX, &inputs(&[])), Err(PlaybookError::MissingInput("test".into())));
+        assert_eq!(
+            pb.resolve(FIX, &inputs(&[])),
+            Err(PlaybookError::MissingInput("test".into()))
+        );
         assert_eq!(
             pb.resolve(FIX, &inputs(&[("test", "t"), ("tset", "t")])),
             Err(PlaybookError::UnknownInput("tset".into()))
@@ -192,14 +215,22 @@ budget:
     fn parse_errors_name_file_line_and_field() {
         let bad = FIX.replace("max_rounds: 3", "max_rounds: three");
         let err = Playbook::parse("fix.yaml", &bad).unwrap_err().to_string();
-        assert_eq!(err, r#"fix.yaml:13:15: budget.max_rounds: invalid type: string "three", expected u32"#);
+        assert_eq!(
+            err,
+            r#"fix.yaml:13:15: budget.max_rounds: invalid type: string "three", expected u32"#
+        );
 
         let unknown = FIX.replace("outcome:", "outcomes:");
-        let err = Playbook::parse("fix.yaml", &unknown).unwrap_err().to_string();
+        let err = Playbook::parse("fix.yaml", &unknown)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown field `outcomes`"), "{err}");
 
         let zero = FIX.replace("max_rounds: 3", "max_rounds: 0");
         let err = Playbook::parse("fix.yaml", &zero).unwrap_err().to_string();
-        assert_eq!(err, "fix.yaml: budget.max_rounds: expected a positive integer");
+        assert_eq!(
+            err,
+            "fix.yaml: budget.max_rounds: expected a positive integer"
+        );
     }
 }

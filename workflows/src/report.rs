@@ -43,9 +43,18 @@ impl Report<'_> {
         }
         let _ = writeln!(out, "- requested by: {}", spec.requester);
         if let Some(pb) = &spec.playbook {
-            let _ = writeln!(out, "- playbook: `{}` (sha256 `{}`)", pb.name, &pb.content_hash);
+            let _ = writeln!(
+                out,
+                "- playbook: `{}` (sha256 `{}`)",
+                pb.name, &pb.content_hash
+            );
         }
-        let _ = writeln!(out, "- rounds: {} of at most {}", self.rounds.len(), spec.max_rounds);
+        let _ = writeln!(
+            out,
+            "- rounds: {} of at most {}",
+            self.rounds.len(),
+            spec.max_rounds
+        );
         for r in self.rounds {
             let _ = writeln!(out, "\n## Round {}\n", r.round);
             let agent = match r.agent.exit {
@@ -53,13 +62,22 @@ impl Report<'_> {
                 AgentExit::Exited { code: None } => "killed by a signal".to_string(),
                 AgentExit::TimedOut => "stopped at its time budget".to_string(),
             };
-            let _ = writeln!(out, "Agent {agent} after {:.1}s.\n", r.agent.duration_ms as f64 / 1000.0);
+            let _ = writeln!(
+                out,
+                "Agent {agent} after {:.1}s.\n",
+                r.agent.duration_ms as f64 / 1000.0
+            );
             if r.checks.is_empty() {
                 let _ = writeln!(out, "Checks did not run.");
             }
             for c in &r.checks {
                 let verdict = if c.passed() { "pass" } else { "FAIL" };
-                let _ = writeln!(out, "- {verdict} `{}` ({:.1}s)", c.command, c.duration_ms as f64 / 1000.0);
+                let _ = writeln!(
+                    out,
+                    "- {verdict} `{}` ({:.1}s)",
+                    c.command,
+                    c.duration_ms as f64 / 1000.0
+                );
                 if !c.passed() && !c.output_tail.trim().is_empty() {
                     let _ = writeln!(out, "\n  ```\n{}\n  ```", indent(c.output_tail.trim_end()));
                 }
@@ -84,7 +102,10 @@ impl Report<'_> {
 }
 
 fn indent(text: &str) -> String {
-    text.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
@@ -100,7 +121,9 @@ mod tests {
             base: "main".into(),
             instructions: "fix".into(),
             checks: vec!["sh test.sh".into()],
-            agent: AgentSpec::Command { command: vec!["true".into()] },
+            agent: AgentSpec::Command {
+                command: vec!["true".into()],
+            },
             max_rounds: 1,
             time_budget_secs: 10,
             requester: "alice".into(),

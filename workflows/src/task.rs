@@ -190,7 +190,10 @@ impl ReviewDecision {
         if reviewer == requester.trim() {
             return Err(ReviewRejection::SelfReview(reviewer.to_string()));
         }
-        let has_comment = self.comment.as_deref().is_some_and(|c| !c.trim().is_empty());
+        let has_comment = self
+            .comment
+            .as_deref()
+            .is_some_and(|c| !c.trim().is_empty());
         if self.decision == ReviewVerdict::RequestChanges && !has_comment {
             return Err(ReviewRejection::NoComment);
         }
@@ -203,23 +206,47 @@ mod tests {
     use super::*;
 
     fn decision(verdict: ReviewVerdict, reviewer: &str, comment: Option<&str>) -> ReviewDecision {
-        ReviewDecision { decision: verdict, reviewer: reviewer.into(), comment: comment.map(Into::into) }
+        ReviewDecision {
+            decision: verdict,
+            reviewer: reviewer.into(),
+            comment: comment.map(Into::into),
+        }
     }
 
     #[test]
     fn gate_rules() {
         use ReviewVerdict::*;
         let cases = [
-            (decision(Approve, "bob", None), TaskStatus::AwaitingReview, Ok(())),
+            (
+                decision(Approve, "bob", None),
+                TaskStatus::AwaitingReview,
+                Ok(()),
+            ),
             (
                 decision(Approve, "bob", None),
                 TaskStatus::RunningAgent,
                 Err(ReviewRejection::NotAwaitingReview(TaskStatus::RunningAgent)),
             ),
-            (decision(Approve, " alice ", None), TaskStatus::AwaitingReview, Err(ReviewRejection::SelfReview("alice".into()))),
-            (decision(Reject, "", None), TaskStatus::AwaitingReview, Err(ReviewRejection::NoReviewer)),
-            (decision(RequestChanges, "bob", Some(" ")), TaskStatus::AwaitingReview, Err(ReviewRejection::NoComment)),
-            (decision(RequestChanges, "bob", Some("rename it")), TaskStatus::AwaitingReview, Ok(())),
+            (
+                decision(Approve, " alice ", None),
+                TaskStatus::AwaitingReview,
+                Err(ReviewRejection::SelfReview("alice".into())),
+            ),
+            (
+                decision(Reject, "", None),
+                TaskStatus::AwaitingReview,
+                Err(ReviewRejection::NoReviewer),
+            ),
+            (
+                decision(RequestChanges, "bob", Some(" ")),
+                TaskStatus::AwaitingReview,
+                Err(ReviewRejection::NoComment),
+            ),
+            (
+                decision(RequestChanges, "bob", Some("rename it")),
+                TaskStatus::AwaitingReview,
+                Ok(()),
+            ),
         ];
         for (d, status, want) in cases {
             assert_eq!(d.check(status, "alice"), want, "{d:?} at {status}");

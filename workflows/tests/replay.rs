@@ -17,9 +17,16 @@ async fn recorded_histories_replay_without_nondeterminism() {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    assert!(!files.is_empty(), "no recorded histories in {}", dir.display());
+    assert!(
+        !files.is_empty(),
+        "no recorded histories in {}",
+        dir.display()
+    );
 
-    let options = WorkflowReplayerOptions::new().register_workflow::<AgentTaskWorkflow>().unwrap().build();
+    let options = WorkflowReplayerOptions::new()
+        .register_workflow::<AgentTaskWorkflow>()
+        .unwrap()
+        .build();
     let replayer = WorkflowReplayer::new(options).unwrap();
     for file in files {
         let history = WorkflowHistory::from_json(&std::fs::read(&file).unwrap())
