@@ -5,7 +5,7 @@ mod cli;
 
 use std::path::{Path, PathBuf};
 
-use cli::Git;
+pub(crate) use cli::Git;
 pub use cli::GitError;
 
 /// The agent's share in every commit it helped write.

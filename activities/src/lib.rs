@@ -2,8 +2,12 @@
 //! store writes of the pipeline, exposed to Temporal as the activities of
 //! `workflows::contracts`.
 
+pub mod agent_output;
 pub mod data_dir;
+pub mod diff;
 pub mod git;
 pub mod output;
+pub mod red_green;
+pub mod redact;
 pub mod sandbox;
 pub mod task_activities;

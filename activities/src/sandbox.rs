@@ -1,26 +1,57 @@
-//! Runs untrusted commands inside bubblewrap; fails closed: if the sandbox cannot be set up,
-//! nothing runs (there is no unsandboxed fallback).
+//! Runs untrusted commands inside bubblewrap; fails closed: if the sandbox cannot be set up
+//! (bwrap, user namespaces, the run's cgroup, its uid, its size-limited workspace), nothing
+//! runs (there is no unsandboxed fallback).
+//!
+//! The layers, outermost first: a per-run cgroup (memory, pids, CPU, kill) and rlimits; a
+//! dedicated unprivileged uid per run (root workers); a private mount namespace staging the
+//! workspace as an idmapped overlay on a size-limited tmpfs; bwrap (all namespaces, no
+//! capabilities, no new privileges, a read-only allowlisted root); a seccomp denylist; and,
+//! when the shim is available, Landlock and the egress bridge. SECURITY.md has the threat model.
 
+pub mod cgroup;
+pub mod egress;
+pub mod host_read;
+mod identity;
+mod launch;
+mod limits;
+mod merge;
+mod mounts;
+mod probe;
 mod profile;
+mod resolve;
 mod running;
+pub mod seccomp;
+pub mod shim;
+mod staging;
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::unix::pipe;
 
 use crate::output::{OUTPUT_TAIL_BYTES, OutputCapture};
-pub use profile::{HostLayout, INPUTS_MOUNT, SANDBOX_HOME, SANDBOX_PATH, WORKSPACE_MOUNT};
+use cgroup::{CgroupLayout, RunCgroup};
+use egress::EgressPolicy;
+use identity::IdentityPool;
+pub use identity::{SANDBOX_ID_BASE, SANDBOX_ID_SLOTS};
+pub use limits::Limits;
+pub use merge::MergeReport;
+pub use profile::{
+    EGRESS_PORT, HostLayout, INPUTS_MOUNT, SANDBOX_HOME, SANDBOX_PATH, WORKSPACE_MOUNT,
+};
 pub use running::{Exit, Outcome, Progress, ProgressHandle, RunningCommand};
+pub use shim::Shim;
+pub use staging::STAGE_ROOT;
 
 /// The log file keeps the first this many bytes of output; the rest is drained and dropped.
 pub const LOG_CAP_BYTES: u64 = 8 << 20;
-const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -38,8 +69,18 @@ pub enum SandboxError {
         bwrap: PathBuf,
         source: std::io::Error,
     },
+    /// A step of the launch failed; nothing ran.
+    #[error("sandbox setup failed while {step}: {source}")]
+    Setup {
+        step: &'static str,
+        source: std::io::Error,
+    },
+    #[error("the run's cgroup: {0}")]
+    Cgroup(#[from] cgroup::CgroupError),
     #[error("waiting for the sandbox failed: {source}")]
     Wait { source: std::io::Error },
+    #[error(transparent)]
+    Merge(#[from] merge::MergeError),
 }
 
 #[derive(Debug, Clone)]
@@ -58,16 +99,53 @@ pub struct SandboxSpec {
     /// Combined stdout and stderr, capped at `LOG_CAP_BYTES`. Keep it outside the workspace:
     /// it is created on the host, following symlinks.
     pub log_path: PathBuf,
+    pub limits: Limits,
+    /// None: no network at all (only the sandbox's own loopback). Some: the allowlist the
+    /// egress proxy enforces, reached through `http_proxy` on 127.0.0.1:`EGRESS_PORT`.
+    pub network: Option<EgressPolicy>,
+}
+
+/// How a `Sandbox` is set up; `Sandbox::detect` fills it from the host.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    pub bwrap: PathBuf,
+    /// Landlock and the egress bridge need it; without it runs have neither.
+    pub shim: Option<Shim>,
+    /// Where run cgroups go; None probes this process's own cgroups.
+    pub cgroup_layout: Option<CgroupLayout>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Sandbox {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     bwrap: PathBuf,
     host: HostLayout,
+    shim: Option<Shim>,
+    seccomp: Vec<Vec<u8>>,
+    privilege: Privilege,
+    /// None when no cgroup hierarchy is writable (unprivileged workers only): rlimits then.
+    cgroups: Option<CgroupLayout>,
+}
+
+/// What the worker may do to set a run up.
+#[derive(Debug)]
+enum Privilege {
+    /// Root: per-run uids, staged idmapped mounts, the size-limited workspace.
+    Root {
+        identities: IdentityPool,
+        idmaps: Mutex<HashMap<u32, Arc<OwnedFd>>>,
+    },
+    /// Already unprivileged: runs keep the worker's uid and bind host paths directly.
+    User,
 }
 
 impl Sandbox {
-    /// Finds bwrap on PATH and proves it works; otherwise `Unavailable`.
+    /// Finds bwrap on PATH and the shim next to this executable, and proves the whole profile
+    /// works; otherwise `Unavailable`.
     pub async fn detect() -> Result<Sandbox, SandboxError> {
         Self::detect_on_path(&std::env::var_os("PATH").unwrap_or_default()).await
     }
@@ -77,7 +155,7 @@ impl Sandbox {
         let found = std::env::split_paths(search_path)
             .filter(|dir| dir.is_absolute())
             .map(|dir| dir.join("bwrap"))
-            .find(|candidate| is_executable_file(candidate));
+            .find(|candidate| resolve::is_executable_file(candidate));
         match found {
             Some(bwrap) => Self::detect_with(&bwrap).await,
             None => Err(SandboxError::Unavailable {
@@ -86,65 +164,172 @@ impl Sandbox {
         }
     }
 
-    /// Proves that `bwrap` sets up the full profile by running a shell inside it that must
-    /// echo a nonce from its sandbox environment; anything else is `Unavailable`.
+    /// Proves that `bwrap` sets up the full profile (see `open`).
     pub async fn detect_with(bwrap: &Path) -> Result<Sandbox, SandboxError> {
+        Self::open(SandboxConfig {
+            bwrap: bwrap.to_owned(),
+            shim: Shim::locate(),
+            cgroup_layout: None,
+        })
+        .await
+    }
+
+    /// Sets up a sandbox from `config` and proves it by running a probe inside that must
+    /// echo a nonce and show no capabilities, no_new_privs and the seccomp filter; anything
+    /// else is `Unavailable`.
+    pub async fn open(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         let unavailable = |reason: String| SandboxError::Unavailable {
-            reason: format!("{}: {reason}", bwrap.display()),
+            reason: format!("{}: {reason}", config.bwrap.display()),
         };
-        if !is_executable_file(bwrap) {
+        if !resolve::is_executable_file(&config.bwrap) {
             return Err(unavailable("not an executable file".into()));
         }
-        let sandbox = Sandbox {
-            bwrap: bwrap.to_owned(),
-            host: HostLayout::probe(),
+        let seccomp = seccomp::programs().map_err(|err| unavailable(err.to_string()))?;
+        // SAFETY: a plain syscall.
+        let privilege = if unsafe { libc::geteuid() } == 0 {
+            staging::ensure_stage_root()
+                .map_err(|err| unavailable(format!("staging directory {STAGE_ROOT}: {err}")))?;
+            Privilege::Root {
+                identities: IdentityPool::default(),
+                idmaps: Mutex::new(HashMap::new()),
+            }
+        } else {
+            Privilege::User
         };
-        let scratch =
-            ScratchDir::create().map_err(|err| unavailable(format!("probe dir: {err}")))?;
-        let nonce = scratch.nonce.clone();
-        let spec = SandboxSpec {
-            workspace: scratch.path.join("workspace"),
-            inputs_dir: None,
-            argv: vec![
-                "sh".into(),
-                "-c".into(),
-                "echo errand-probe-$ERRAND_PROBE".into(),
-            ],
-            env: vec![("ERRAND_PROBE".into(), nonce.clone())],
-            timeout: PROBE_TIMEOUT,
-            log_path: scratch.path.join("probe.log"),
+        let cgroups = match config.cgroup_layout.clone() {
+            Some(layout) => layout,
+            None => CgroupLayout::probe()
+                .map_err(|err| unavailable(format!("reading this process's cgroups: {err}")))?,
         };
-        std::fs::create_dir(&spec.workspace)
-            .map_err(|err| unavailable(format!("probe dir: {err}")))?;
-        let outcome = sandbox
-            .spawn(&spec)
-            .map_err(|err| unavailable(err.to_string()))?
-            .wait(std::future::pending())
-            .await
-            .map_err(|err| unavailable(err.to_string()))?;
-        let expected = format!("errand-probe-{nonce}");
-        if outcome.exit != Exit::Code(0) || outcome.output_tail.trim() != expected {
-            return Err(unavailable(format!(
-                "probe ended with {:?}, output {:?}",
-                outcome.exit,
-                outcome.output_tail.trim()
-            )));
+        // Runs of a worker that died (SIGKILL) leave their cgroups behind: remove them.
+        cgroup::sweep_stale(&cgroups);
+        let mut sandbox = Sandbox {
+            inner: Arc::new(Inner {
+                bwrap: config.bwrap.clone(),
+                host: HostLayout::probe(),
+                shim: config.shim.clone(),
+                seccomp,
+                privilege,
+                cgroups: Some(cgroups),
+            }),
+        };
+        if let Err(err) = probe::cgroups_work(&sandbox) {
+            if sandbox.is_root() {
+                return Err(unavailable(err.to_string()));
+            }
+            tracing::warn!(error = %err, "no writable cgroup: runs are limited by rlimits only");
+            let inner = Arc::get_mut(&mut sandbox.inner).expect("not shared yet");
+            inner.cgroups = None;
         }
+        probe::run(&sandbox).await.map_err(unavailable)?;
         Ok(sandbox)
     }
 
     pub fn bwrap(&self) -> &Path {
-        &self.bwrap
+        &self.inner.bwrap
+    }
+
+    pub fn shim(&self) -> Option<&Shim> {
+        self.inner.shim.as_ref()
+    }
+
+    /// Whether runs get their own uid and a size-limited workspace (a root worker).
+    pub fn is_root(&self) -> bool {
+        matches!(self.inner.privilege, Privilege::Root { .. })
+    }
+
+    /// The cgroup layout runs use, if any.
+    pub fn cgroups(&self) -> Option<&CgroupLayout> {
+        self.inner.cgroups.as_ref()
     }
 
     /// Starts `spec` in the sandbox. Call it from a long-lived thread (any tokio worker):
     /// bwrap's --die-with-parent fires when the *thread* that spawned it exits.
     pub fn spawn(&self, spec: &SandboxSpec) -> Result<RunningCommand, SandboxError> {
-        let resolved = resolve(spec)?;
+        let resolved = resolve::resolve(spec)?;
+        let inner = &self.inner;
+        let identity =
+            match &inner.privilege {
+                Privilege::Root { identities, .. } => Some(identities.acquire().ok_or_else(
+                    || SandboxError::Unavailable {
+                        reason: format!("all {SANDBOX_ID_SLOTS} sandbox uids are in use"),
+                    },
+                )?),
+                Privilege::User => None,
+            };
+        let run_name = run_name();
+        let cgroup = inner
+            .cgroups
+            .as_ref()
+            .map(|layout| RunCgroup::create(layout, &run_name, &spec.limits))
+            .transpose()?;
+        let egress = spec
+            .network
+            .as_ref()
+            .map(|policy| {
+                let owner = identity.as_ref().map(|id| (id.uid, id.gid));
+                egress::start(policy.clone(), &spec.log_path, owner)
+            })
+            .transpose()
+            .map_err(|err| SandboxError::Setup {
+                step: "starting the egress proxy",
+                source: err,
+            })?;
+        if egress.is_some() && inner.shim.is_none() {
+            return Err(SandboxError::Unavailable {
+                reason: "egress needs the sandbox shim, which was not found".into(),
+            });
+        }
+
+        let paths = staging::HostPaths {
+            workspace: &resolved.workspace,
+            inputs_dir: resolved.inputs_dir.as_deref(),
+            program: resolved.program.as_deref(),
+            shim: inner.shim.as_ref().map(|shim| shim.program.as_path()),
+            egress_dir: egress.as_ref().map(|proxy| proxy.socket_dir()),
+        };
+        let cap = spec
+            .limits
+            .workspace_write_bytes
+            .map(|bytes| staging::WriteCap {
+                bytes,
+                inodes: spec.limits.workspace_write_inodes,
+            });
+        let (sources, staged_mounts, upper) = match (&inner.privilege, &identity) {
+            (Privilege::Root { idmaps, .. }, Some(id)) => {
+                let idmap = self.idmap(idmaps, id.uid, id.gid)?;
+                let staged =
+                    staging::stage(&paths, &idmap, (id.uid, id.gid), cap).map_err(|source| {
+                        SandboxError::Setup {
+                            step: "preparing the workspace mounts",
+                            source,
+                        }
+                    })?;
+                (staged.sources, Some(staged.mounts), staged.upper)
+            }
+            _ if cap.is_some() => {
+                return Err(SandboxError::Unavailable {
+                    reason: "capping workspace writes needs a root worker (it mounts a \
+                             size-limited filesystem); run as root, or set \
+                             limits.workspace_write_bytes to None to accept an uncapped workspace"
+                        .into(),
+                });
+            }
+            _ => (staging::Sources::direct(&paths), None, None),
+        };
+        let profile_spec = profile::ResolvedSpec {
+            workspace: sources.workspace.clone(),
+            protect_git: resolved.protect_git,
+            inputs_dir: sources.inputs_dir.clone(),
+            program: sources.program.clone(),
+            argv: resolved.argv.clone(),
+            env: resolved.env.clone(),
+        };
+
         let etc_files = profile::generated_etc();
         let data_pipes = etc_files
             .iter()
-            .map(|(_, content)| data_pipe(content))
+            .map(|(_, content)| data_pipe(content.as_bytes()))
             .collect::<std::io::Result<Vec<OwnedFd>>>()
             .map_err(|source| self.spawn_error(source))?;
         let data_fds: Vec<(&str, RawFd)> = etc_files
@@ -152,7 +337,23 @@ impl Sandbox {
             .zip(&data_pipes)
             .map(|((dest, _), fd)| (*dest, fd.as_raw_fd()))
             .collect();
-        let args = profile::bwrap_args(&resolved, &self.host, &data_fds);
+        let seccomp_pipes = inner
+            .seccomp
+            .iter()
+            .map(|program| data_pipe(program))
+            .collect::<std::io::Result<Vec<OwnedFd>>>()
+            .map_err(|source| self.spawn_error(source))?;
+        let seccomp_fds: Vec<RawFd> = seccomp_pipes.iter().map(AsRawFd::as_raw_fd).collect();
+        let shim = inner.shim.as_ref().zip(sources.shim.as_deref());
+        let extras = profile::Extras {
+            data_fds: &data_fds,
+            seccomp_fds: &seccomp_fds,
+            tmp_bytes: spec.limits.tmp_bytes,
+            home_bytes: spec.limits.home_bytes,
+            shim: shim.map(|(shim, source)| (source, shim.selector.as_slice())),
+            egress_dir: sources.egress_dir.as_deref(),
+        };
+        let args = profile::bwrap_args(&profile_spec, &inner.host, &extras);
 
         let log = File::create(&spec.log_path).map_err(|source| SandboxError::Log {
             path: spec.log_path.clone(),
@@ -165,8 +366,32 @@ impl Sandbox {
         let stderr_writer = output_writer
             .try_clone()
             .map_err(|source| self.spawn_error(source))?;
+        let (step_reader, step_writer) =
+            std::io::pipe().map_err(|source| self.spawn_error(source))?;
 
-        let mut command = tokio::process::Command::new(&self.bwrap);
+        let mut rlimits = spec.limits.rlimits(identity.is_some());
+        if cgroup.is_none() {
+            rlimits.extend(spec.limits.fallback_rlimits());
+        }
+        let cgroup_procs = match &cgroup {
+            Some(cgroup) => cgroup.procs_files()?,
+            None => Vec::new(),
+        };
+        let setup = launch::ChildSetup {
+            cgroup_procs,
+            rlimits,
+            mounts: staged_mounts,
+            identity: identity.as_ref().map(|id| (id.uid, id.gid)),
+            keep_fds: data_fds
+                .iter()
+                .map(|(_, fd)| *fd)
+                .chain(seccomp_fds.iter().copied())
+                .collect(),
+            step_writer: step_writer.into(),
+            parent_pid: std::process::id() as libc::pid_t,
+        };
+
+        let mut command = tokio::process::Command::new(&inner.bwrap);
         command
             .args(args)
             .env_clear()
@@ -175,266 +400,84 @@ impl Sandbox {
             .stderr(stderr_writer)
             .process_group(0)
             .kill_on_drop(true);
-        let keep_fds: Vec<RawFd> = data_fds.iter().map(|(_, fd)| *fd).collect();
-        // SAFETY: the closure only makes raw syscalls (close_range, fcntl), which are
-        // async-signal-safe, and allocates nothing.
+        // SAFETY: `ChildSetup::run` only makes raw syscalls on data prepared above, which
+        // is async-signal-safe, and allocates nothing.
         unsafe {
-            command.pre_exec(move || close_inherited_fds(&keep_fds));
+            command.pre_exec(move || setup.run());
         }
-        let child = command.spawn().map_err(|source| self.spawn_error(source))?;
-        // The command holds our copies of the pipe's write end: drop it, or the output
+        let spawned = command.spawn();
+        // The command holds our copies of the pipes' write ends: drop them, or the output
         // would never reach end-of-file. The data pipes were read by bwrap's copy.
         drop(command);
         drop(data_pipes);
+        drop(seccomp_pipes);
+        let child = match spawned {
+            Ok(child) => child,
+            Err(source) => {
+                return Err(match launch::last_step(step_reader.into()) {
+                    Some(step) => SandboxError::Setup {
+                        step: step.describe(),
+                        source,
+                    },
+                    None => self.spawn_error(source),
+                });
+            }
+        };
         let output = pipe::Receiver::from_owned_fd(output_reader.into())
             .map_err(|source| self.spawn_error(source))?;
-        RunningCommand::start(child, output, capture, spec.timeout)
+        let finish = running::Finish {
+            cgroup,
+            upper: upper.map(|fd| (fd, resolved.workspace.clone())),
+            egress,
+            identity,
+        };
+        RunningCommand::start(child, output, capture, spec.timeout, finish)
+    }
+
+    /// The idmap namespace of `uid` (made once per uid, then reused).
+    fn idmap(
+        &self,
+        idmaps: &Mutex<HashMap<u32, Arc<OwnedFd>>>,
+        uid: u32,
+        gid: u32,
+    ) -> Result<Arc<OwnedFd>, SandboxError> {
+        let mut idmaps = idmaps.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(ns) = idmaps.get(&uid) {
+            return Ok(Arc::clone(ns));
+        }
+        let ns =
+            Arc::new(
+                mounts::idmap_namespace(uid, gid).map_err(|source| SandboxError::Setup {
+                    step: "creating the workspace's id mapping",
+                    source,
+                })?,
+            );
+        idmaps.insert(uid, Arc::clone(&ns));
+        Ok(ns)
     }
 
     fn spawn_error(&self, source: std::io::Error) -> SandboxError {
         SandboxError::Spawn {
-            bwrap: self.bwrap.clone(),
+            bwrap: self.inner.bwrap.clone(),
             source,
         }
     }
 }
 
-/// Marks every fd above 2 close-on-exec except bwrap's data fds. Rust's Command does not
-/// close fds it did not open, and bwrap passes inherited fds into the sandbox, where a stray
-/// one would expose host files. CLOEXEC (not close) keeps std's own exec-error pipe working.
-fn close_inherited_fds(keep: &[RawFd]) -> std::io::Result<()> {
-    // SAFETY: plain syscalls on fd numbers; no memory is touched.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    if rc != 0 {
-        // Fail closed: an older kernel without close_range must not leak fds silently.
-        return Err(std::io::Error::last_os_error());
-    }
-    for fd in keep {
-        // SAFETY: as above.
-        if unsafe { libc::fcntl(*fd, libc::F_SETFD, 0) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
-/// A pipe already holding `content` (small, so the write cannot block), for --ro-bind-data.
-fn data_pipe(content: &str) -> std::io::Result<OwnedFd> {
+/// A pipe already holding `content` (small, so the write cannot block), for bwrap to read.
+fn data_pipe(content: &[u8]) -> std::io::Result<OwnedFd> {
     let (reader, mut writer) = std::io::pipe()?;
-    writer.write_all(content.as_bytes())?;
+    writer.write_all(content)?;
     Ok(reader.into())
 }
 
-/// Checks the spec against the host; anything surprising is refused rather than guessed at.
-fn resolve(spec: &SandboxSpec) -> Result<profile::ResolvedSpec, SandboxError> {
-    let invalid = |field, reason: String| SandboxError::InvalidSpec { field, reason };
-    let workspace = spec
-        .workspace
-        .canonicalize()
-        .map_err(|err| invalid("workspace", format!("{}: {err}", spec.workspace.display())))?;
-    if workspace == Path::new("/") {
-        return Err(invalid(
-            "workspace",
-            "the host root cannot be a workspace".into(),
-        ));
-    }
-    if !workspace.is_dir() {
-        return Err(invalid(
-            "workspace",
-            format!("{} is not a directory", workspace.display()),
-        ));
-    }
-    let git = workspace.join(".git");
-    let protect_git = match std::fs::symlink_metadata(&git) {
-        // A symlinked .git would make bwrap bind wherever it points, host paths included.
-        Ok(meta) if meta.file_type().is_symlink() => {
-            return Err(invalid(
-                "workspace",
-                format!("{} is a symlink", git.display()),
-            ));
-        }
-        Ok(_) => true,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => false,
-        Err(err) => return Err(invalid("workspace", format!("{}: {err}", git.display()))),
-    };
-    let inputs_dir = match &spec.inputs_dir {
-        Some(dir) if dir.is_dir() => Some(
-            dir.canonicalize()
-                .map_err(|err| invalid("inputs_dir", format!("{}: {err}", dir.display())))?,
-        ),
-        Some(dir) => {
-            return Err(invalid(
-                "inputs_dir",
-                format!("{} is not a directory", dir.display()),
-            ));
-        }
-        None => None,
-    };
-    let program = match spec.argv.first() {
-        None => return Err(invalid("argv", "empty".into())),
-        Some(program) => program_outside_usr(program),
-    };
-    if let Some(arg) = spec.argv.iter().find(|arg| arg.contains('\0')) {
-        return Err(invalid("argv", format!("{arg:?} contains a NUL byte")));
-    }
-    for (name, value) in &spec.env {
-        if !is_env_name(name) {
-            return Err(invalid("env", format!("{name:?} is not a variable name")));
-        }
-        if value.contains('\0') {
-            return Err(invalid(
-                "env",
-                format!("the value of {name} contains a NUL byte"),
-            ));
-        }
-    }
-    Ok(profile::ResolvedSpec {
-        workspace,
-        protect_git,
-        inputs_dir,
-        program,
-        argv: spec.argv.clone(),
-        env: spec.env.clone(),
-    })
-}
-
-/// The host file to bind for an absolute `argv[0]` that /usr does not already provide.
-fn program_outside_usr(program: &str) -> Option<PathBuf> {
-    let path = Path::new(program);
-    if !path.is_absolute() {
-        return None;
-    }
-    let real = path.canonicalize().ok().filter(|real| real.is_file())?;
-    (!real.starts_with("/usr")).then_some(real)
-}
-
-fn is_env_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
-        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
-}
-
-fn is_executable_file(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-}
-
-/// A private temporary directory for the detection probe, removed on drop.
-struct ScratchDir {
-    path: PathBuf,
-    nonce: String,
-}
-
-impl ScratchDir {
-    fn create() -> std::io::Result<Self> {
-        use std::os::unix::fs::DirBuilderExt;
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|elapsed| elapsed.subsec_nanos())
-            .unwrap_or_default();
-        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let nonce = format!("{}-{count}-{nanos}", std::process::id());
-        let path = std::env::temp_dir().join(format!("errand-sandbox-probe-{nonce}"));
-        // create (not create_all), so an existing path – perhaps planted – is an error.
-        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
-        Ok(Self { path, nonce })
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn env_names() {
-        for good in ["A", "_x", "PATH", "a_1"] {
-            assert!(is_env_name(good), "{good}");
-        }
-        for bad in ["", "1A", "A=B", "A B", "É"] {
-            assert!(!is_env_name(bad), "{bad}");
-        }
-    }
-
-    fn spec_in(workspace: &Path) -> SandboxSpec {
-        SandboxSpec {
-            workspace: workspace.to_owned(),
-            inputs_dir: None,
-            argv: vec!["true".into()],
-            env: vec![],
-            timeout: Duration::from_secs(1),
-            log_path: workspace.join("log"),
-        }
-    }
-
-    #[test]
-    fn resolve_refuses_bad_specs() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        type Change = Box<dyn Fn(&mut SandboxSpec)>;
-        let cases: Vec<(&str, Change)> = vec![
-            (
-                "workspace",
-                Box::new(|spec| spec.workspace = "/nonexistent/errand".into()),
-            ),
-            ("workspace", Box::new(|spec| spec.workspace = "/".into())),
-            ("argv", Box::new(|spec| spec.argv.clear())),
-            ("argv", Box::new(|spec| spec.argv.push("a\0b".into()))),
-            (
-                "env",
-                Box::new(|spec| spec.env.push(("A=B".into(), "x".into()))),
-            ),
-            (
-                "inputs_dir",
-                Box::new(|spec| spec.inputs_dir = Some("/nonexistent/in".into())),
-            ),
-        ];
-        for (field, change) in cases {
-            let mut spec = spec_in(dir.path());
-            change(&mut spec);
-            match resolve(&spec) {
-                Err(SandboxError::InvalidSpec { field: got, .. }) => assert_eq!(got, field),
-                other => panic!("expected invalid {field}, got {other:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn resolve_refuses_a_symlinked_git() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::os::unix::fs::symlink("/root", dir.path().join(".git")).expect("symlink");
-        assert!(matches!(
-            resolve(&spec_in(dir.path())),
-            Err(SandboxError::InvalidSpec { .. })
-        ));
-    }
-
-    #[test]
-    fn programs_in_usr_are_not_rebound() {
-        assert_eq!(program_outside_usr("/usr/bin/env"), None);
-        assert_eq!(program_outside_usr("sh"), None);
-        assert_eq!(program_outside_usr("/nonexistent/agent"), None);
-        let dir = tempfile::tempdir().expect("tempdir");
-        let agent = dir.path().join("agent");
-        std::fs::write(&agent, "#!/bin/sh\n").expect("write");
-        assert_eq!(
-            program_outside_usr(agent.to_str().expect("utf-8")),
-            agent.canonicalize().ok()
-        );
-    }
+/// A name for a run's cgroup, unique on this host.
+pub(crate) fn run_name() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.subsec_nanos())
+        .unwrap_or_default();
+    format!("run-{}-{count}-{nanos}", std::process::id())
 }

@@ -10,15 +10,16 @@ use temporalio_macros::activities;
 use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use workflows::contracts::{
-    AgentExit, AgentRun, AgentRunRequest, BAD_INPUT, CheckResult, ChecksRequest, FinishRequest,
-    MERGE_CONFLICT, MergeRequest, Merged, ProvisionRequest, PushRequest, Pushed, ReviewRecord,
-    ReviewRequest, StatusChange, Workspace, definitions,
+    AgentExit, AgentRun, AgentRunRequest, BAD_INPUT, CheckResult, ChecksRequest, DiffRequest,
+    DiffSummary, FinishRequest, MERGE_CONFLICT, MergeRequest, Merged, ProvisionRequest,
+    PushRequest, Pushed, RedGreenProof, RedGreenRequest, RedGreenRun, ReviewRecord,
+    ReviewRequest, StatusChange, VerificationRecord, Workspace, definitions,
 };
 use workflows::task::{TaskSpec, branch_for};
 
 use crate::data_dir::DataDir;
 use crate::git::{self, GitError};
-use crate::sandbox::{Exit, INPUTS_MOUNT, Outcome, RunningCommand, Sandbox, SandboxSpec};
+use crate::sandbox::{Exit, INPUTS_MOUNT, Limits, Outcome, RunningCommand, Sandbox, SandboxSpec};
 use store::Store;
 
 /// How often a running agent or check reports progress (well inside the 10s heartbeat timeout).
@@ -124,6 +125,8 @@ impl TaskActivitiesImpl {
             env,
             timeout: Duration::from_secs(request.time_budget_secs),
             log_path: log_path.clone(),
+            limits: Limits::default(),
+            network: None,
         };
         let outcome = self.run_sandboxed(&ctx, &spec).await?;
         let exit = match outcome.exit {
@@ -161,6 +164,8 @@ impl TaskActivitiesImpl {
                 env: Vec::new(),
                 timeout: Duration::from_secs(request.time_budget_secs),
                 log_path: round_dir.join(format!("check-{}.log", i + 1)),
+                limits: Limits::default(),
+                network: None,
             };
             let outcome = self.run_sandboxed(&ctx, &spec).await?;
             let (exit_code, timed_out) = match outcome.exit {
@@ -181,6 +186,86 @@ impl TaskActivitiesImpl {
             .record_checks(&request.workspace.task_id, request.round, &results)
             .await?;
         Ok(results)
+    }
+
+    #[activity(definition = definitions::SummarizeDiff)]
+    pub async fn summarize_diff(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        request: DiffRequest,
+    ) -> Result<DiffSummary, ActivityError> {
+        let ws = &request.workspace;
+        crate::diff::summarize(
+            std::path::Path::new(&ws.path),
+            &ws.base_commit,
+            &request.test_paths,
+        )
+        .await
+        .map_err(git_failure)
+    }
+
+    #[activity(definition = definitions::ProveRedGreen)]
+    pub async fn prove_red_green(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        request: RedGreenRequest,
+    ) -> Result<RedGreenProof, ActivityError> {
+        let ws = &request.workspace;
+        let round_dir = self.data.round(&ws.task_id, request.round);
+        tokio::fs::create_dir_all(&round_dir).await?;
+        let probe = round_dir.join("red-green-base");
+        crate::red_green::prepare_base(
+            std::path::Path::new(&ws.path),
+            &ws.base_commit,
+            &request.test_files,
+            &probe,
+        )
+        .await
+        .map_err(git_failure)?;
+        let mut runs = Vec::with_capacity(request.tests.len());
+        for (i, test) in request.tests.iter().enumerate() {
+            let mut results = Vec::with_capacity(2);
+            for (side, workspace) in [("base", probe.clone()), ("result", ws.path.clone().into())] {
+                // The same profile as the checks, on the base probe or the workspace.
+                let spec = SandboxSpec {
+                    workspace,
+                    inputs_dir: None,
+                    argv: vec!["sh".into(), "-c".into(), test.command.clone()],
+                    env: Vec::new(),
+                    timeout: Duration::from_secs(request.time_budget_secs),
+                    log_path: round_dir.join(format!("red-green-{}-{side}.log", i + 1)),
+                    limits: Limits::default(),
+                    network: None,
+                };
+                let outcome = self.run_sandboxed(&ctx, &spec).await?;
+                results.push(check_result(&test.command, outcome)?);
+            }
+            let on_result = results.pop().expect("two sides ran");
+            let on_base = results.pop().expect("two sides ran");
+            runs.push(RedGreenRun {
+                command: test.command.clone(),
+                test_file: test.test_file.clone(),
+                on_base,
+                on_result,
+            });
+        }
+        crate::red_green::remove(&probe).map_err(git_failure)?;
+        Ok(RedGreenProof {
+            base_commit: ws.base_commit.clone(),
+            runs,
+        })
+    }
+
+    #[activity(definition = definitions::RecordVerification)]
+    pub async fn record_verification(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        record: VerificationRecord,
+    ) -> Result<(), ActivityError> {
+        self.store
+            .record_checks(&record.task_id, record.round, &record.checks)
+            .await?;
+        Ok(())
     }
 
     #[activity(definition = definitions::Push)]
@@ -273,21 +358,54 @@ impl TaskActivitiesImpl {
         ctx: &ActivityContext,
         spec: &SandboxSpec,
     ) -> Result<Outcome, ActivityError> {
+        use crate::agent_output::{AgentOutputEvents, redacted_outcome, redacted_progress};
         let running: RunningCommand = self
             .sandbox
             .spawn(spec)
             .map_err(|e| ActivityError::from(ApplicationFailure::non_retryable(e)))?;
         let progress = running.progress();
+        // An agent's latest line also goes out as an event; nothing leaves unredacted.
+        let mut agent_output = AgentOutputEvents::for_spec(spec);
         let wait = running.wait(ctx.cancelled());
         tokio::pin!(wait);
         let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
         loop {
             tokio::select! {
-                outcome = &mut wait => return Ok(outcome?),
-                _ = tick.tick() => { ctx.record_heartbeat(progress.snapshot()).await?; }
+                outcome = &mut wait => {
+                    let outcome = outcome?;
+                    if let Some(events) = &mut agent_output {
+                        // A quick agent ends before a tick: its last line still goes out.
+                        events.observe(&self.store, &redacted_progress(progress.snapshot())).await;
+                    }
+                    return Ok(redacted_outcome(outcome));
+                }
+                _ = tick.tick() => {
+                    let snapshot = redacted_progress(progress.snapshot());
+                    if let Some(events) = &mut agent_output {
+                        events.observe(&self.store, &snapshot).await;
+                    }
+                    ctx.record_heartbeat(snapshot).await?;
+                }
             }
         }
     }
+}
+
+/// A sandboxed command's outcome as a check result (a cancel is the activity's cancel).
+fn check_result(command: &str, outcome: Outcome) -> Result<CheckResult, ActivityError> {
+    let (exit_code, timed_out) = match outcome.exit {
+        Exit::Code(code) => (Some(code), false),
+        Exit::Signal(_) => (None, false),
+        Exit::TimedOut => (None, true),
+        Exit::Cancelled => return Err(ActivityError::cancelled()),
+    };
+    Ok(CheckResult {
+        command: command.to_string(),
+        exit_code,
+        timed_out,
+        duration_ms: outcome.duration.as_millis() as u64,
+        output_tail: outcome.output_tail,
+    })
 }
 
 fn git_failure(err: GitError) -> ActivityError {

@@ -6,7 +6,9 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use activities::sandbox::{Exit, LOG_CAP_BYTES, Outcome, Sandbox, SandboxError, SandboxSpec};
+use activities::sandbox::{
+    Exit, LOG_CAP_BYTES, Limits, Outcome, Sandbox, SandboxError, SandboxSpec,
+};
 use tempfile::TempDir;
 
 /// No test may take longer than this, whatever goes wrong inside the sandbox.
@@ -54,6 +56,8 @@ impl Fixture {
             env: vec![],
             timeout: Duration::from_secs(30),
             log_path: self.log(),
+            limits: Limits::default(),
+            network: None,
         }
     }
 

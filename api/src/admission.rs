@@ -4,6 +4,7 @@
 
 use axum::http::StatusCode;
 use workflows::playbook::{PlaybookError, Resolved};
+use workflows::policy::Policy;
 use workflows::task::{DEFAULT_REVIEW_TIMEOUT_SECS, ReviewRejection};
 use workflows::{AgentSpec, TaskSpec, TaskStatus};
 
@@ -58,11 +59,13 @@ pub fn task_spec(id: String, request: TaskRequest) -> Result<TaskSpec, ApiError>
         requester: requester(request.requester.as_deref())?,
         playbook: None,
         review_timeout_secs: review_timeout(request.review_timeout_secs)?,
+        policy: Policy::default(),
     })
 }
 
 /// The spec of a playbook run (`POST /v1/playbooks/{name}/runs`): the playbook's resolved
-/// procedure, checks and budget, which the request may only tighten.
+/// procedure, checks, budget and policy; the request may only tighten the budget (and the
+/// review timeout, when the playbook sets one).
 pub fn playbook_task_spec(
     id: String,
     request: PlaybookRunRequest,
@@ -111,7 +114,20 @@ pub fn playbook_task_spec(
         time_budget_secs: bounded("time_budget_secs", time_budget_secs, MAX_TIME_BUDGET_SECS)?,
         requester: requester(request.requester.as_deref())?,
         playbook: Some(resolved.playbook),
-        review_timeout_secs: review_timeout(request.review_timeout_secs)?,
+        review_timeout_secs: match resolved.review_timeout_secs {
+            Some(playbook) => bounded(
+                "review_timeout_secs",
+                lowered(
+                    "review_timeout_secs",
+                    request.review_timeout_secs,
+                    playbook,
+                    "review.timeout_secs",
+                )?,
+                MAX_REVIEW_TIMEOUT_SECS,
+            )?,
+            None => review_timeout(request.review_timeout_secs)?,
+        },
+        policy: resolved.policy,
     })
 }
 
@@ -119,7 +135,9 @@ pub fn playbook_task_spec(
 pub fn playbook_error(err: PlaybookError) -> ApiError {
     let message = err.to_string();
     match err {
-        PlaybookError::UnknownInput(input) | PlaybookError::MissingInput(input) => {
+        PlaybookError::UnknownInput(input)
+        | PlaybookError::MissingInput(input)
+        | PlaybookError::BadInput { input, .. } => {
             ApiError::invalid(format!("inputs.{input}"), message)
         }
         PlaybookError::Invalid { .. } | PlaybookError::Parse { .. } => ApiError::new(

@@ -10,10 +10,14 @@ pub mod error;
 mod extract;
 mod openapi;
 pub mod playbook_files;
+mod policy_decisions;
 pub mod repo_check;
 mod routes;
 pub mod task_id;
+mod task_metrics;
+mod task_stats;
 mod temporal;
+mod timeline;
 mod trigger;
 
 use std::any::Any;

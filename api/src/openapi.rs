@@ -7,6 +7,7 @@ use utoipa_axum::routes;
 
 use crate::SharedState;
 use crate::routes::{PLAYBOOKS, SERVICE, TASKS, health, playbooks, reviews, tasks};
+use crate::routes::{events, history, metrics, report, stats};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -34,6 +35,11 @@ pub fn routes() -> OpenApiRouter<SharedState> {
         .routes(routes!(playbooks::list_playbooks))
         .routes(routes!(playbooks::get_playbook))
         .routes(routes!(playbooks::run_playbook))
+        .routes(routes!(history::get_history))
+        .routes(routes!(events::task_events))
+        .routes(routes!(report::get_report))
+        .routes(routes!(stats::get_stats))
+        .routes(routes!(metrics::metrics))
         .routes(routes!(health::healthz))
         .routes(routes!(health::openapi_json))
 }

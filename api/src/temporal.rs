@@ -114,7 +114,7 @@ pub async fn cancel(client: &Client, task_id: &str) -> Result<(), ApiError> {
 }
 
 /// A failed call to Temporal: 503, with the cause logged and quoted.
-fn unavailable(context: &str, err: &(dyn std::error::Error + 'static)) -> ApiError {
+pub(crate) fn unavailable(context: &str, err: &(dyn std::error::Error + 'static)) -> ApiError {
     let cause = chain(err);
     tracing::warn!(error = %cause, "{context}");
     ApiError::new(

@@ -12,7 +12,7 @@ use api::admission::{
 use api::dto::{PlaybookRunRequest, TaskRequest};
 use api::task_id;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use workflows::playbook::Playbook;
+use workflows::playbook::{InputValue, Playbook};
 use workflows::task::{DEFAULT_REVIEW_TIMEOUT_SECS, PlaybookRef};
 use workflows::{AgentSpec, ReviewDecision, ReviewVerdict, TaskSpec, TaskStatus};
 
@@ -122,6 +122,7 @@ fn a_minimal_task_request_gets_the_defaults() {
             requester: DEFAULT_REQUESTER.into(),
             playbook: None,
             review_timeout_secs: DEFAULT_REVIEW_TIMEOUT_SECS,
+            policy: Default::default(),
         }
     );
     assert_eq!(
@@ -407,9 +408,9 @@ fn run_request(body: serde_json::Value) -> PlaybookRunRequest {
 }
 
 fn resolve(content: &str, inputs: &[(&str, &str)]) -> workflows::playbook::Resolved {
-    let inputs: BTreeMap<String, String> = inputs
+    let inputs: BTreeMap<String, InputValue> = inputs
         .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .map(|(k, v)| (k.to_string(), InputValue::from(*v)))
         .collect();
     Playbook::parse("fix-test.yaml", content)
         .unwrap()
@@ -555,8 +556,8 @@ fn playbook_errors_are_422_naming_the_input() {
         .resolve(
             PLAYBOOK,
             &[
-                ("test".to_string(), "t".to_string()),
-                ("tset".to_string(), "t".to_string()),
+                ("test".to_string(), InputValue::from("t")),
+                ("tset".to_string(), InputValue::from("t")),
             ]
             .into(),
         )

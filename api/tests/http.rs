@@ -699,11 +699,16 @@ async fn playbooks_are_listed_read_and_run() {
         playbook.json["content_hash"],
         workflows::playbook::content_hash(PLAYBOOK)
     );
-    assert_eq!(playbook.json["inputs"]["test"]["required"], true);
+    assert_eq!(playbook.json["inputs_schema"]["required"], json!(["test"]));
     assert_eq!(
-        playbook.json["budget"],
+        playbook.json["inputs_schema"]["properties"]["test"],
+        json!({"type": "string", "description": "the failing test"})
+    );
+    assert_eq!(
+        playbook.json["playbook"]["budget"],
         json!({"max_rounds": 4, "time_per_round_secs": 300})
     );
+    assert_eq!(playbook.json["playbook"]["review"]["merge"], "on_approval");
     assert_eq!(
         api.get("/v1/playbooks/missing").await.error(),
         (404, "not_found", Some("name"))
@@ -725,7 +730,7 @@ async fn playbooks_are_listed_read_and_run() {
             (422, "invalid_field", Some("inputs.test")),
         ),
         (
-            json!({"repo": api.repo, "inputs": {"test": 3}}),
+            json!({"repo": api.repo, "inputs": {"test": [3]}}),
             (422, "invalid_body", Some("inputs.test")),
         ),
         (

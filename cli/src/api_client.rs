@@ -40,6 +40,25 @@ impl ApiClient {
         Self::answer(response).await
     }
 
+    /// A GET whose body is read as it arrives (server-sent events), with extra headers; an
+    /// error answer becomes the API's error message.
+    pub async fn get_streaming(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+    ) -> anyhow::Result<reqwest::Response> {
+        let mut request = self.http.get(self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.with_context(|| self.unreachable())?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        Self::answer(response).await?;
+        bail!("the API answered without a body")
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -118,7 +118,7 @@ pub async fn watch(
 pub fn is_final(status: &str) -> bool {
     matches!(
         status,
-        "merged" | "closed" | "incomplete" | "cancelled" | "failed"
+        "merged" | "approved" | "closed" | "incomplete" | "cancelled" | "failed"
     )
 }
 

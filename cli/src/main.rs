@@ -4,10 +4,14 @@
 mod api_client;
 mod commands;
 mod demo;
+mod follow;
 mod history;
+mod logging;
 mod serve;
 mod settings;
+mod sse;
 mod temporal_server;
+mod timeline;
 
 use std::net::SocketAddr;
 
@@ -30,6 +34,9 @@ struct Cli {
         default_value = "http://127.0.0.1:8080"
     )]
     api: String,
+    /// How the binary writes its own logs (stderr)
+    #[arg(long, global = true, value_enum, env = "ERRAND_LOG_FORMAT", default_value = "text")]
+    log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Commands,
 }
@@ -82,6 +89,20 @@ enum Commands {
     },
     /// Cancel a task; its work in progress is still pushed to the task branch
     Cancel { id: String },
+    /// Show a task's timeline: each step with its round, outcome, duration and attempts
+    History {
+        id: String,
+        /// Print the API's JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a task's events (status changes, agent output, checks, reviews)
+    Logs {
+        id: String,
+        /// Keep following until the task ends, with a progress line on a terminal
+        #[arg(short, long)]
+        follow: bool,
+    },
     /// Write a task's Temporal history (SDK JSON) to a file, for replay tests
     ExportHistory {
         id: String,
@@ -93,14 +114,8 @@ enum Commands {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ERRAND_LOG")
-                .unwrap_or_else(|_| "warn,errand=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    logging::init(cli.log_format);
     let api = ApiClient::new(&cli.api);
     match cli.command {
         Commands::Up { listen } => serve::up(Settings::load(&cli.overrides, listen)?).await,
@@ -117,6 +132,8 @@ async fn main() -> anyhow::Result<()> {
             comment,
         } => commands::review(&api, &id, verdict, &reviewer, comment).await,
         Commands::Cancel { id } => commands::cancel(&api, &id).await,
+        Commands::History { id, json } => timeline::history(&api, &id, json).await,
+        Commands::Logs { id, follow } => follow::logs(&api, &id, follow).await,
         Commands::ExportHistory { id, out } => {
             history::export(&Settings::load(&cli.overrides, None)?, &id, &out).await
         }

@@ -8,6 +8,7 @@ use anyhow::Context;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Temporal dev server database, app database (SQLite default), workspaces and logs.
     pub data_dir: PathBuf,
@@ -22,6 +23,7 @@ pub struct Settings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TemporalSettings {
     /// `host:port` of a running Temporal frontend; unset: `errand up` starts a dev server.
     pub address: Option<String>,
@@ -34,12 +36,14 @@ pub struct TemporalSettings {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// `sqlite://…` or `postgres://…`; unset: SQLite under the data directory.
     pub url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WorkerSection {
     /// After shutdown starts, running activities get this long before they are cancelled.
     pub graceful_shutdown_secs: u64,
@@ -66,7 +70,18 @@ pub struct Overrides {
 }
 
 impl Settings {
+    /// Loads every layer; an unknown key in the file or an unknown `ERRAND__…` variable is an
+    /// error, so a typo never passes silently.
     pub fn load(overrides: &Overrides, listen: Option<SocketAddr>) -> anyhow::Result<Settings> {
+        Self::load_with_env(overrides, listen, None)
+    }
+
+    /// Like `load`, with the environment given instead of read (for tests).
+    fn load_with_env(
+        overrides: &Overrides,
+        listen: Option<SocketAddr>,
+        env: Option<config::Map<String, String>>,
+    ) -> anyhow::Result<Settings> {
         let mut builder = config::Config::builder()
             .set_default("data_dir", ".errand")?
             .set_default("listen", "127.0.0.1:8080")?
@@ -115,4 +130,60 @@ impl Settings {
 
 fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<config::Map<String, String>> {
+        Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let vars = env(&[("ERRAND__TEMPORAL__ADDRESS", "t:7233"), ("ERRAND__DATA_DIR", "/d")]);
+        let flags = Overrides { data_dir: Some("/flag".into()), ..Default::default() };
+        let s = Settings::load_with_env(&flags, None, vars).unwrap();
+        assert_eq!(s.temporal.address.as_deref(), Some("t:7233"));
+        assert_eq!(s.data_dir, PathBuf::from("/flag"));
+        assert_eq!(s.database_url(), "sqlite:///flag/errand.db?mode=rwc");
+        assert_eq!(s.worker.graceful_shutdown_secs, 30);
+    }
+
+    #[test]
+    fn unknown_variables_are_errors() {
+        let err = Settings::load_with_env(&Overrides::default(), None, env(&[("ERRAND__TEMPORAL__ADRESS", "x")]))
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("adress"), "{err:#}");
+    }
+
+    /// Every `ERRAND__…` variable the production topology sets is one the binary reads, and
+    /// `docker-compose config` accepts the file.
+    #[test]
+    fn docker_compose_sets_only_known_settings() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let compose: serde_json::Value =
+            yaml_serde::from_str(&std::fs::read_to_string(root.join("docker-compose.yml")).unwrap()).unwrap();
+        let mut checked = 0;
+        for (name, service) in compose["services"].as_object().unwrap() {
+            let Some(vars) = service["environment"].as_object() else { continue };
+            let vars: config::Map<String, String> = vars
+                .iter()
+                .filter(|(k, _)| k.starts_with("ERRAND__"))
+                .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), String::from)))
+                .collect();
+            checked += vars.len();
+            if let Err(err) = Settings::load_with_env(&Overrides::default(), None, Some(vars)) {
+                panic!("service {name}: {err:#}");
+            }
+        }
+        assert!(checked >= 5, "the api and worker services configure errand");
+        let status = std::process::Command::new("docker-compose")
+            .args(["--file", "docker-compose.yml", "config", "--quiet"])
+            .current_dir(&root)
+            .status()
+            .expect("docker-compose is installed by scripts/bootstrap");
+        assert!(status.success(), "docker-compose config rejects docker-compose.yml");
+    }
 }

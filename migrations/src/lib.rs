@@ -8,6 +8,7 @@ use sea_orm_migration::MigrationTrait;
 pub use sea_orm_migration::MigratorTrait;
 
 mod m20261121_000001_create_tables;
+mod m20261121_000002_task_events;
 
 /// All migrations of the app database, oldest first.
 pub struct Migrator;
@@ -15,6 +16,9 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261121_000001_create_tables::Migration)]
+        vec![
+            Box::new(m20261121_000001_create_tables::Migration),
+            Box::new(m20261121_000002_task_events::Migration),
+        ]
     }
 }

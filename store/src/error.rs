@@ -49,6 +49,13 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("cannot encode a {kind} event of task {task_id}")]
+    EncodeEvent {
+        task_id: String,
+        kind: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 impl StoreError {

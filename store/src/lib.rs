@@ -8,6 +8,9 @@ mod columns;
 mod connect;
 pub mod entities;
 mod error;
+mod event_log;
+mod events;
+mod facts;
 mod reads;
 mod reviews;
 mod rounds;
@@ -16,4 +19,6 @@ mod tasks;
 
 pub use connect::Store;
 pub use error::StoreError;
+pub use events::{CheckOutcome, EventKind, TaskEvent, TaskEventData};
+pub use facts::TaskFacts;
 pub use rows::{ReviewDecisionRow, ReviewRequestRow, RoundRow, TaskRecord, TaskRow};

@@ -10,6 +10,8 @@ use workflows::contracts::{AgentRun, CheckResult};
 
 use crate::columns::{agent_exit_to_db, millis_to_db, round_to_db};
 use crate::entities::{check_result, round as round_entity};
+use crate::event_log::append_unless_repeated;
+use crate::events::{CheckOutcome, TaskEventData};
 use crate::{Store, StoreError};
 
 impl Store {
@@ -50,7 +52,8 @@ impl Store {
         Ok(())
     }
 
-    /// Replace the round's check results (idempotent).
+    /// Replace the round's check results (idempotent), with a `checks` event unless a retry
+    /// found the same results.
     pub async fn record_checks(
         &self,
         task_id: &str,
@@ -90,6 +93,11 @@ impl Store {
                 .await
                 .map_err(StoreError::write_of(task_id, &action))?;
         }
+        let event = TaskEventData::Checks {
+            round,
+            checks: checks.iter().map(CheckOutcome::from).collect(),
+        };
+        append_unless_repeated(&txn, task_id, &event).await?;
         txn.commit().await.map_err(StoreError::query(&action))
     }
 }

@@ -2,22 +2,25 @@
 //!
 //! A task never leaves a final status: every status update is conditional on the stored
 //! status not being final, so a late or replayed activity cannot resurrect a finished task.
+//! Each change appends its `status` event in the same transaction; a repeat appends nothing.
 
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, TransactionTrait,
 };
 use workflows::contracts::FinishRequest;
 use workflows::{TaskSpec, TaskStatus};
 
 use crate::columns::{final_statuses, now, round_to_db};
 use crate::entities::task;
+use crate::event_log::append;
+use crate::events::TaskEventData;
 use crate::{Store, StoreError};
 
 impl Store {
-    /// Insert the task with status admitted, round 0, if absent. Returns true if it inserted.
-    /// Never overwrites an existing task.
+    /// Insert the task with status admitted, round 0, if absent, with its first `status`
+    /// event. Returns true if it inserted. Never overwrites an existing task.
     pub async fn admit(&self, spec: &TaskSpec) -> Result<bool, StoreError> {
         let spec_json = serde_json::to_string(spec).map_err(|source| StoreError::EncodeSpec {
             task_id: spec.id.clone(),
@@ -41,16 +44,28 @@ impl Store {
             created_at: Set(at),
             updated_at: Set(at),
         };
+        let action = || format!("admit task {}", spec.id);
+        let txn = self.db.begin().await.map_err(StoreError::query(action))?;
         let inserted = task::Entity::insert(row)
             .on_conflict(OnConflict::column(task::Column::Id).do_nothing().to_owned())
-            .exec_without_returning(&self.db)
+            .exec_without_returning(&txn)
             .await
-            .map_err(StoreError::query(|| format!("admit task {}", spec.id)))?;
+            .map_err(StoreError::query(action))?;
+        if inserted == 1 {
+            let admitted = TaskEventData::Status {
+                status: TaskStatus::Admitted,
+                round: 0,
+                reason: None,
+            };
+            append(&txn, &spec.id, &admitted).await?;
+        }
+        txn.commit().await.map_err(StoreError::query(action))?;
         Ok(inserted == 1)
     }
 
-    /// Sets status/round/reason and updated_at. Never moves a task out of a final status
-    /// (`TaskStatus::is_final`); returns Ok without change then.
+    /// Sets status/round/reason and updated_at, and appends the `status` event. Never moves a
+    /// task out of a final status (`TaskStatus::is_final`), and a repeat of the stored
+    /// status, round and reason (a retried activity) changes nothing: Ok without change then.
     pub async fn set_status(
         &self,
         task_id: &str,
@@ -59,12 +74,23 @@ impl Store {
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
         let action = || format!("set task {task_id} to {status} in round {round}");
+        let db_round = round_to_db(task_id, round)?;
+        // Null-safe: `reason = x` alone is NULL on a NULL reason, and NOT NULL matches nothing.
+        let same_reason = match reason {
+            Some(reason) => Condition::all()
+                .add(task::Column::Reason.is_not_null())
+                .add(task::Column::Reason.eq(reason)),
+            None => Condition::all().add(task::Column::Reason.is_null()),
+        };
+        let unchanged = Condition::all()
+            .add(task::Column::Status.eq(status.as_str()))
+            .add(task::Column::Round.eq(db_round))
+            .add(same_reason);
+        // The update comes first: on SQLite it takes the write lock before anything is read.
+        let txn = self.db.begin().await.map_err(StoreError::query(&action))?;
         let changed = task::Entity::update_many()
             .col_expr(task::Column::Status, Expr::value(status.as_str()))
-            .col_expr(
-                task::Column::Round,
-                Expr::value(round_to_db(task_id, round)?),
-            )
+            .col_expr(task::Column::Round, Expr::value(db_round))
             .col_expr(
                 task::Column::Reason,
                 Expr::value(reason.map(str::to_string)),
@@ -72,18 +98,27 @@ impl Store {
             .col_expr(task::Column::UpdatedAt, Expr::value(now()))
             .filter(task::Column::Id.eq(task_id))
             .filter(task::Column::Status.is_not_in(final_statuses()))
-            .exec(&self.db)
+            .filter(unchanged.not())
+            .exec(&txn)
             .await
             .map_err(StoreError::query(&action))?
             .rows_affected;
         if changed == 0 {
-            ensure_exists(&self.db, task_id, &action).await?;
+            ensure_exists(&txn, task_id, &action).await?;
+        } else {
+            let event = TaskEventData::Status {
+                status,
+                round,
+                reason: reason.map(str::to_string),
+            };
+            append(&txn, task_id, &event).await?;
         }
-        Ok(())
+        txn.commit().await.map_err(StoreError::query(&action))
     }
 
-    /// Final status, round, reason and report. A task already final keeps its status, round
-    /// and reason, but the report is stored if it has none yet.
+    /// Final status, round, reason and report, and the final `status` event (the last event of
+    /// the task). A task already final keeps its status, round and reason, and gets no second
+    /// final event, but the report is stored if it has none yet.
     pub async fn finish(&self, request: &FinishRequest) -> Result<(), StoreError> {
         let task_id = request.task_id.as_str();
         if !request.status.is_final() {
@@ -108,7 +143,14 @@ impl Store {
             .await
             .map_err(StoreError::query(&action))?
             .rows_affected;
-        if finished == 0 {
+        if finished == 1 {
+            let ended = TaskEventData::Status {
+                status: request.status,
+                round: request.round,
+                reason: request.reason.clone(),
+            };
+            append(&txn, task_id, &ended).await?;
+        } else {
             let reported = task::Entity::update_many()
                 .col_expr(task::Column::Report, Expr::value(request.report.clone()))
                 .col_expr(task::Column::UpdatedAt, Expr::value(at))

@@ -91,6 +91,7 @@ fn spec(id: &str) -> TaskSpec {
             content_hash: "ab12".to_string(),
         }),
         review_timeout_secs: 3600,
+        policy: Default::default(),
     }
 }
 

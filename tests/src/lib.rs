@@ -118,6 +118,20 @@ impl DevServer {
     }
 }
 
+/// Where `UpOptions::keep_logs` puts the process's stderr, under the data directory.
+const LOG_FILE: &str = "errand.stderr.log";
+
+/// How [`Errand::up_with`] starts `errand up`.
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    /// Extra environment of the errand process (after the harness's own, so it wins).
+    pub env: Vec<(String, String)>,
+    /// Global flags before the subcommand, e.g. `--log-format json`.
+    pub args: Vec<String>,
+    /// Keep the process's stderr (its logs) for [`Errand::logs`].
+    pub keep_logs: bool,
+}
+
 /// One `errand` deployment under test: `up`, or separate `api` and `worker` processes.
 pub struct Errand {
     pub api: String,
@@ -131,13 +145,23 @@ pub struct Errand {
 impl Errand {
     /// `errand up`: its own dev server, SQLite, API and worker in one process.
     pub async fn up() -> anyhow::Result<Errand> {
+        Errand::up_with(UpOptions::default()).await
+    }
+
+    /// `errand up` with extra environment, flags, or its logs kept (see [`Errand::logs`]).
+    pub async fn up_with(options: UpOptions) -> anyhow::Result<Errand> {
         let data_dir = tempfile::tempdir()?;
         let (port, temporal_port) = (free_port(), free_port());
         let mut command = errand_command(data_dir.path());
         command
+            .args(&options.args)
             .args(["up", "--listen", &format!("127.0.0.1:{port}")])
             .env("ERRAND__TEMPORAL__DEV_PORT", temporal_port.to_string())
-            .env("ERRAND__TEMPORAL__DEV_UI_PORT", free_port().to_string());
+            .env("ERRAND__TEMPORAL__DEV_UI_PORT", free_port().to_string())
+            .envs(options.env.iter().map(|(k, v)| (k, v)));
+        if options.keep_logs {
+            command.stderr(std::fs::File::create(data_dir.path().join(LOG_FILE))?);
+        }
         let proc = Proc::spawn(&mut command)?;
         let temporal = format!("127.0.0.1:{temporal_port}");
         Errand::ready(
@@ -338,6 +362,25 @@ impl Errand {
             std::fs::write(&keep, &json)?;
         }
         Ok(())
+    }
+
+    /// What the process wrote to stderr so far (with `UpOptions::keep_logs`).
+    pub fn logs(&self) -> anyhow::Result<String> {
+        let path = self.data_dir.path().join(LOG_FILE);
+        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
+    }
+
+    /// A GET answered as it is (status, headers, body read by the caller), with extra headers.
+    pub async fn get_raw(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<reqwest::Response> {
+        let mut request = self.http.get(format!("{}{path}", self.api));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Ok(request.send().await?)
     }
 
     /// The agent's log of a round on the worker host.

@@ -163,6 +163,145 @@ pub struct FinishRequest {
     pub workspace: Option<Workspace>,
 }
 
+/// A diff summary lists at most this many files; the rest are only counted.
+pub const MAX_DIFF_FILES: usize = 1000;
+/// Changed lines of inspected files kept in a diff summary, in total and per file; each line is
+/// cut at `MAX_DIFF_LINE_CHARS`. Tests and configuration are inspected first.
+pub const MAX_DIFF_LINES_BYTES: usize = 256 * 1024;
+pub const MAX_DIFF_FILE_LINES_BYTES: usize = 32 * 1024;
+pub const MAX_DIFF_LINE_CHARS: usize = 400;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiffRequest {
+    pub workspace: Workspace,
+    pub round: u32,
+    /// Globs of test paths: their changed lines are kept first.
+    #[serde(default)]
+    pub test_paths: Vec<String>,
+}
+
+/// What a round changed against the base commit (the workspace with everything staged).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiffSummary {
+    pub base_commit: String,
+    pub files: Vec<FileChange>,
+    /// Changed files beyond the listed `MAX_DIFF_FILES`, only counted.
+    #[serde(default)]
+    pub files_omitted: u32,
+    /// Over every changed file, listed or not.
+    pub lines_added: u64,
+    pub lines_removed: u64,
+}
+
+impl DiffSummary {
+    pub fn changed_files(&self) -> u64 {
+        self.files.len() as u64 + u64::from(self.files_omitted)
+    }
+
+    pub fn changed_lines(&self) -> u64 {
+        self.lines_added + self.lines_removed
+    }
+
+    /// Every path the diff touches: both sides of a rename.
+    pub fn touched_paths(&self) -> impl Iterator<Item = &str> {
+        self.files
+            .iter()
+            .flat_map(|f| f.old_path.as_deref().into_iter().chain([f.path.as_str()]))
+    }
+
+    /// The same summary without changed lines: what reports and history need to keep.
+    pub fn without_lines(&self) -> DiffSummary {
+        let mut summary = self.clone();
+        for file in &mut summary.files {
+            file.lines = None;
+        }
+        summary
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileChange {
+    /// The path after the change (for a deletion, the deleted path).
+    pub path: String,
+    /// The path before a rename or copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_path: Option<String>,
+    pub status: ChangeStatus,
+    pub lines_added: u32,
+    pub lines_removed: u32,
+    #[serde(default)]
+    pub binary: bool,
+    /// The removed and added lines, for the text files inspected within the size limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<ChangedLines>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeStatus {
+    Added,
+    Modified,
+    Deleted,
+    Renamed,
+    Copied,
+    /// A file became a symlink, or the reverse.
+    TypeChanged,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangedLines {
+    pub removed: Vec<String>,
+    pub added: Vec<String>,
+    /// Some lines were left out (size limits).
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+/// One test of a red->green proof: a command, and the test file it runs if it runs one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedGreenTest {
+    pub command: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_file: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedGreenRequest {
+    pub workspace: Workspace,
+    pub round: u32,
+    pub tests: Vec<RedGreenTest>,
+    /// Test files the agent added or changed: they are laid over the base commit, so that new
+    /// tests run against the old code.
+    pub test_files: Vec<String>,
+    /// Budget of each command.
+    pub time_budget_secs: u64,
+}
+
+/// Each test run on the base commit (with the agent's test files) and on the result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedGreenProof {
+    pub base_commit: String,
+    pub runs: Vec<RedGreenRun>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedGreenRun {
+    pub command: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_file: Option<String>,
+    pub on_base: CheckResult,
+    pub on_result: CheckResult,
+}
+
+/// A round's verification as it is recorded: the checks, then findings and red->green results
+/// as further (named) checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerificationRecord {
+    pub task_id: String,
+    pub round: u32,
+    pub checks: Vec<CheckResult>,
+}
+
 /// Error type names that mean "do not retry": the input itself is wrong.
 pub const BAD_INPUT: &str = "BadInput";
 pub const MERGE_CONFLICT: &str = "MergeConflict";
@@ -198,6 +337,26 @@ impl TaskActivities {
     /// Run the check commands in the sandbox and record their results.
     #[activity(name = "verify")]
     pub fn verify(request: ChecksRequest) -> Result<Vec<CheckResult>, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Summarize what the workspace changed against the base commit (paths, statuses, line
+    /// counts, and the changed lines of tests and other inspected files, bounded).
+    #[activity(name = "summarize_diff")]
+    pub fn summarize_diff(request: DiffRequest) -> Result<DiffSummary, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Run the red->green tests in the sandbox on the base commit (with the agent's test files)
+    /// and on the result.
+    #[activity(name = "prove_red_green")]
+    pub fn prove_red_green(request: RedGreenRequest) -> Result<RedGreenProof, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Record a round's checks together with its policy findings and red->green results.
+    #[activity(name = "record_verification")]
+    pub fn record_verification(record: VerificationRecord) -> Result<(), ActivityError> {
         unimplemented!()
     }
 

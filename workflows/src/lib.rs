@@ -6,7 +6,9 @@
 
 pub mod agent_task;
 pub mod contracts;
+pub mod crash;
 pub mod playbook;
+pub mod policy;
 pub mod report;
 pub mod task;
 

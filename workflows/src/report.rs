@@ -3,8 +3,14 @@
 
 use std::fmt::Write;
 
-use crate::contracts::{AgentExit, AgentRun, CheckResult};
+use crate::contracts::{AgentExit, AgentRun, ChangeStatus, CheckResult, DiffSummary, RedGreenProof};
+use crate::policy::Finding;
+use crate::policy::merge::MergeDecision;
+use crate::policy::red_green;
 use crate::task::{TaskSpec, TaskStatus};
+
+/// A report lists at most this many changed files per round.
+const MAX_LISTED_FILES: usize = 30;
 
 /// One round as the workflow saw it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -12,6 +18,14 @@ pub struct RoundSummary {
     pub round: u32,
     pub agent: AgentRun,
     pub checks: Vec<CheckResult>,
+    /// The rules of the policy this round broke.
+    #[serde(default)]
+    pub findings: Vec<Finding>,
+    /// What the round changed against the base (without lines).
+    #[serde(default)]
+    pub diff: Option<DiffSummary>,
+    #[serde(default)]
+    pub red_green: Option<RedGreenProof>,
 }
 
 pub struct Report<'a> {
@@ -21,6 +35,8 @@ pub struct Report<'a> {
     pub rounds: &'a [RoundSummary],
     pub commit: Option<&'a str>,
     pub changed_files: Option<u32>,
+    /// The merge policy's decision at the gate, if the task got there under enforcement.
+    pub merge: Option<&'a MergeDecision>,
 }
 
 impl Report<'_> {
@@ -49,6 +65,9 @@ impl Report<'_> {
                 pb.name, &pb.content_hash
             );
         }
+        if let Some(merge) = self.merge {
+            let _ = writeln!(out, "- merge decision: {}", merge.rule());
+        }
         let _ = writeln!(
             out,
             "- rounds: {} of at most {}",
@@ -56,32 +75,7 @@ impl Report<'_> {
             spec.max_rounds
         );
         for r in self.rounds {
-            let _ = writeln!(out, "\n## Round {}\n", r.round);
-            let agent = match r.agent.exit {
-                AgentExit::Exited { code: Some(c) } => format!("exited {c}"),
-                AgentExit::Exited { code: None } => "killed by a signal".to_string(),
-                AgentExit::TimedOut => "stopped at its time budget".to_string(),
-            };
-            let _ = writeln!(
-                out,
-                "Agent {agent} after {:.1}s.\n",
-                r.agent.duration_ms as f64 / 1000.0
-            );
-            if r.checks.is_empty() {
-                let _ = writeln!(out, "Checks did not run.");
-            }
-            for c in &r.checks {
-                let verdict = if c.passed() { "pass" } else { "FAIL" };
-                let _ = writeln!(
-                    out,
-                    "- {verdict} `{}` ({:.1}s)",
-                    c.command,
-                    c.duration_ms as f64 / 1000.0
-                );
-                if !c.passed() && !c.output_tail.trim().is_empty() {
-                    let _ = writeln!(out, "\n  ```\n{}\n  ```", indent(c.output_tail.trim_end()));
-                }
-            }
+            render_round(&mut out, r);
         }
         if self.status.is_final() && self.status != TaskStatus::Merged {
             let _ = writeln!(out, "\n## What is left\n");
@@ -90,15 +84,110 @@ impl Report<'_> {
                 "The work in progress is on branch `{}`. {}",
                 spec.branch(),
                 match self.status {
+                    TaskStatus::Approved =>
+                        "A reviewer approved it; the merge policy leaves merging it to a person.",
                     TaskStatus::Closed => "The reviewer rejected it.",
                     TaskStatus::Cancelled => "The task was cancelled before it finished.",
                     TaskStatus::Failed => "An infrastructure step failed after its retries.",
                     _ => "The task stopped before its checks passed and a reviewer approved it.",
                 }
             );
+            if let Some(last) = self.rounds.last()
+                && !last.findings.is_empty()
+                && self.status == TaskStatus::Incomplete
+            {
+                let _ = writeln!(out, "\nThe last round still broke these rules:\n");
+                for f in &last.findings {
+                    let _ = writeln!(out, "- **{}**: {}", f.kind, first_line(&f.message));
+                }
+            }
         }
         out
     }
+}
+
+fn render_round(out: &mut String, r: &RoundSummary) {
+    let _ = writeln!(out, "\n## Round {}\n", r.round);
+    let agent = match r.agent.exit {
+        AgentExit::Exited { code: Some(c) } => format!("exited {c}"),
+        AgentExit::Exited { code: None } => "killed by a signal".to_string(),
+        AgentExit::TimedOut => "stopped at its time budget".to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "Agent {agent} after {:.1}s.\n",
+        r.agent.duration_ms as f64 / 1000.0
+    );
+    if let Some(diff) = &r.diff {
+        render_diff(out, diff);
+    }
+    if r.checks.is_empty() {
+        let _ = writeln!(out, "Checks did not run.");
+    }
+    for c in &r.checks {
+        let verdict = if c.passed() { "pass" } else { "FAIL" };
+        let _ = writeln!(
+            out,
+            "- {verdict} `{}` ({:.1}s)",
+            c.command,
+            c.duration_ms as f64 / 1000.0
+        );
+        if !c.passed() && !c.output_tail.trim().is_empty() {
+            let _ = writeln!(out, "\n  ```\n{}\n  ```", indent(c.output_tail.trim_end()));
+        }
+    }
+    if !r.findings.is_empty() {
+        let _ = writeln!(out, "\nPolicy findings (each a failed check):\n");
+        for f in &r.findings {
+            let _ = writeln!(out, "- **{}**: {}", f.kind, first_line(&f.message));
+        }
+    }
+    if let Some(proof) = &r.red_green {
+        let _ = writeln!(out, "\nRed->green proof (tests on the base commit, then on the result):\n");
+        for line in red_green::describe(proof) {
+            let _ = writeln!(out, "- {line}");
+        }
+    }
+}
+
+fn render_diff(out: &mut String, diff: &DiffSummary) {
+    let _ = writeln!(
+        out,
+        "Diff against the base: {} file(s), +{} -{}\n",
+        diff.changed_files(),
+        diff.lines_added,
+        diff.lines_removed
+    );
+    for f in diff.files.iter().take(MAX_LISTED_FILES) {
+        let status = match f.status {
+            ChangeStatus::Added => "added",
+            ChangeStatus::Modified => "modified",
+            ChangeStatus::Deleted => "deleted",
+            ChangeStatus::Renamed => "renamed",
+            ChangeStatus::Copied => "copied",
+            ChangeStatus::TypeChanged => "type changed",
+        };
+        let from = f
+            .old_path
+            .as_ref()
+            .map(|old| format!("`{old}` -> "))
+            .unwrap_or_default();
+        let size = if f.binary {
+            "binary".to_string()
+        } else {
+            format!("+{} -{}", f.lines_added, f.lines_removed)
+        };
+        let _ = writeln!(out, "- {status} {from}`{}` ({size})", f.path);
+    }
+    let unlisted = diff.changed_files().saturating_sub(MAX_LISTED_FILES as u64);
+    if unlisted > 0 {
+        let _ = writeln!(out, "- and {unlisted} more");
+    }
+    let _ = writeln!(out);
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
 }
 
 fn indent(text: &str) -> String {
@@ -111,11 +200,12 @@ fn indent(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contracts::{FileChange, RedGreenRun};
+    use crate::policy::FindingKind;
     use crate::task::AgentSpec;
 
-    #[test]
-    fn incomplete_report_says_why_and_what_failed() {
-        let spec = TaskSpec {
+    fn spec() -> TaskSpec {
+        TaskSpec {
             id: "t1".into(),
             repo: "/r".into(),
             base: "main".into(),
@@ -129,8 +219,22 @@ mod tests {
             requester: "alice".into(),
             playbook: None,
             review_timeout_secs: 60,
-        };
-        let rounds = [RoundSummary {
+            policy: Default::default(),
+        }
+    }
+
+    fn check(code: i32, out: &str) -> CheckResult {
+        CheckResult {
+            command: "sh test.sh".into(),
+            exit_code: Some(code),
+            timed_out: false,
+            duration_ms: 10,
+            output_tail: out.into(),
+        }
+    }
+
+    fn round(checks: Vec<CheckResult>) -> RoundSummary {
+        RoundSummary {
             round: 1,
             agent: AgentRun {
                 exit: AgentExit::Exited { code: Some(0) },
@@ -138,27 +242,74 @@ mod tests {
                 output_tail: String::new(),
                 log_path: "/x".into(),
             },
-            checks: vec![CheckResult {
-                command: "sh test.sh".into(),
-                exit_code: Some(1),
-                timed_out: false,
-                duration_ms: 10,
-                output_tail: "expected 4, got 5\n".into(),
-            }],
-        }];
-        let text = Report {
+            checks,
+            findings: Vec::new(),
+            diff: None,
+            red_green: None,
+        }
+    }
+
+    fn report(status: TaskStatus, rounds: &[RoundSummary], merge: Option<&MergeDecision>) -> String {
+        let spec = spec();
+        Report {
             spec: &spec,
-            status: TaskStatus::Incomplete,
+            status,
             reason: Some("round_limit"),
-            rounds: &rounds,
+            rounds,
             commit: None,
             changed_files: None,
+            merge,
         }
-        .render();
+        .render()
+    }
+
+    #[test]
+    fn incomplete_report_says_why_and_what_failed() {
+        let text = report(TaskStatus::Incomplete, &[round(vec![check(1, "expected 4, got 5\n")])], None);
         assert!(text.contains("`t1`: incomplete"), "{text}");
         assert!(text.contains("**Reason:** round_limit"), "{text}");
         assert!(text.contains("- FAIL `sh test.sh`"), "{text}");
         assert!(text.contains("  expected 4, got 5"), "{text}");
         assert!(text.contains("## What is left"), "{text}");
+    }
+
+    #[test]
+    fn findings_diff_proof_and_merge_decision_are_reported() {
+        let mut r = round(vec![check(0, "")]);
+        r.findings = vec![Finding::new(FindingKind::TestSkipped, Some("test.sh"), "test.sh: adds a skip marker `exit 0`\nmore")];
+        r.diff = Some(DiffSummary {
+            base_commit: "b".into(),
+            files: vec![FileChange {
+                path: "tests/b.sh".into(),
+                old_path: Some("tests/a.sh".into()),
+                status: ChangeStatus::Renamed,
+                lines_added: 2,
+                lines_removed: 1,
+                binary: false,
+                lines: None,
+            }],
+            files_omitted: 0,
+            lines_added: 2,
+            lines_removed: 1,
+        });
+        r.red_green = Some(RedGreenProof {
+            base_commit: "0123456789abcdef".into(),
+            runs: vec![RedGreenRun {
+                command: "sh test.sh".into(),
+                test_file: None,
+                on_base: check(1, ""),
+                on_result: check(0, ""),
+            }],
+        });
+        let merge = MergeDecision::Never {
+            rule: "review.merge: never".into(),
+        };
+        let text = report(TaskStatus::Incomplete, &[r], Some(&merge));
+        assert!(text.contains("- merge decision: review.merge: never"), "{text}");
+        assert!(text.contains("Diff against the base: 1 file(s), +2 -1"), "{text}");
+        assert!(text.contains("- renamed `tests/a.sh` -> `tests/b.sh` (+2 -1)"), "{text}");
+        assert!(text.contains("- **test_skipped**: test.sh: adds a skip marker `exit 0`\n"), "{text}");
+        assert!(text.contains("- proven `sh test.sh`: fails (exit 1) on base 0123456789ab, passes on the result"), "{text}");
+        assert!(text.contains("The last round still broke these rules"), "{text}");
     }
 }

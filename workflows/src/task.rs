@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::policy::Policy;
+
 /// Everything a task needs to run, resolved when it is triggered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskSpec {
@@ -31,6 +33,10 @@ pub struct TaskSpec {
     /// How long the gate waits for a review decision before the task ends incomplete.
     #[serde(default = "default_review_timeout_secs")]
     pub review_timeout_secs: u64,
+    /// What the harness enforces beyond the checks (boundary, tamper rules, postconditions,
+    /// red->green, merge policy), resolved from the playbook; the defaults for ad-hoc tasks.
+    #[serde(default)]
+    pub policy: Policy,
 }
 
 pub const DEFAULT_REVIEW_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
@@ -59,14 +65,14 @@ pub struct PlaybookRef {
 }
 
 /// How the agent is started. One adapter today; more arrive additively.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AgentSpec {
     /// Any program, run in the workspace inside the sandbox (argv, never a shell string).
     Command { command: Vec<String> },
 }
 
-/// Where a task is in the pipeline. The last five are final.
+/// Where a task is in the pipeline. The last six are final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
@@ -77,6 +83,8 @@ pub enum TaskStatus {
     Pushing,
     AwaitingReview,
     Merged,
+    /// Approved at review under the merge policy `never`: a person merges the branch.
+    Approved,
     /// Rejected at review.
     Closed,
     /// Stopped short of success (round limit, time budget, review timeout); work is preserved.
@@ -87,7 +95,7 @@ pub enum TaskStatus {
 }
 
 impl TaskStatus {
-    pub const ALL: [TaskStatus; 11] = [
+    pub const ALL: [TaskStatus; 12] = [
         Self::Admitted,
         Self::Provisioning,
         Self::RunningAgent,
@@ -95,6 +103,7 @@ impl TaskStatus {
         Self::Pushing,
         Self::AwaitingReview,
         Self::Merged,
+        Self::Approved,
         Self::Closed,
         Self::Incomplete,
         Self::Cancelled,
@@ -110,6 +119,7 @@ impl TaskStatus {
             Self::Pushing => "pushing",
             Self::AwaitingReview => "awaiting_review",
             Self::Merged => "merged",
+            Self::Approved => "approved",
             Self::Closed => "closed",
             Self::Incomplete => "incomplete",
             Self::Cancelled => "cancelled",
@@ -124,7 +134,12 @@ impl TaskStatus {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            Self::Merged | Self::Closed | Self::Incomplete | Self::Cancelled | Self::Failed
+            Self::Merged
+                | Self::Approved
+                | Self::Closed
+                | Self::Incomplete
+                | Self::Cancelled
+                | Self::Failed
         )
     }
 }

@@ -14,8 +14,6 @@ pub const SANDBOX_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// The uid and gid the agent sees; host root maps to it, so it holds no capability anywhere.
 pub const SANDBOX_UID: u32 = 1000;
 pub const SANDBOX_HOSTNAME: &str = "sandbox";
-const TMP_SIZE_BYTES: u64 = 1 << 30;
-const HOME_SIZE_BYTES: u64 = 256 << 20;
 
 /// The top-level directories that merged-usr systems make symlinks into /usr.
 const USR_ALIASES: &[&str] = &["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
@@ -95,27 +93,61 @@ impl HostLayout {
     }
 }
 
-/// A spec after its paths were checked on the host (see `Sandbox::spawn`).
+/// A spec after its paths were checked on the host (see `Sandbox::spawn`). Paths are the
+/// sources bwrap binds: host paths, or the staged mounts of a root worker.
 #[derive(Debug, Clone)]
 pub struct ResolvedSpec {
-    /// Canonical host path of the workspace.
+    /// What bwrap binds at /repo.
     pub workspace: PathBuf,
     /// The workspace has a `.git` (a real directory or file, never a symlink) to protect.
     pub protect_git: bool,
     pub inputs_dir: Option<PathBuf>,
-    /// Host file bound read-only at `argv[0]` when the program lives outside /usr.
+    /// A file bound read-only at `argv[0]` when the program lives outside /usr.
     pub program: Option<PathBuf>,
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
 }
 
-/// The bwrap argv (without the bwrap path itself). `data_fds` pairs each generated file's
-/// destination with the fd bwrap reads it from.
-pub fn bwrap_args(
-    spec: &ResolvedSpec,
-    host: &HostLayout,
-    data_fds: &[(&str, RawFd)],
-) -> Vec<OsString> {
+/// Where the shim (Landlock and the egress bridge, inside the sandbox) is mounted.
+pub const SHIM_MOUNT: &str = "/run/sbx/shim";
+/// Where the egress proxy's socket directory is mounted.
+pub const EGRESS_MOUNT: &str = "/run/sbx/egress";
+/// The proxy's socket inside `EGRESS_MOUNT`.
+pub const EGRESS_SOCKET: &str = "proxy.sock";
+/// Where the in-sandbox bridge to the egress proxy listens (loopback of the sandbox's own
+/// network namespace).
+pub const EGRESS_PORT: u16 = 3128;
+/// Paths the agent may write (everything else is read-only to it), for Landlock.
+pub const WRITABLE: &[&str] = &[
+    WORKSPACE_MOUNT,
+    "/tmp",
+    SANDBOX_HOME,
+    "/dev/shm",
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/tty",
+    "/dev/ptmx",
+    "/dev/pts",
+];
+
+/// Everything else the profile needs besides the spec and the host layout.
+#[derive(Debug, Clone, Default)]
+pub struct Extras<'a> {
+    /// Each generated file's destination and the fd bwrap reads it from.
+    pub data_fds: &'a [(&'a str, RawFd)],
+    /// Compiled seccomp filters, one fd each.
+    pub seccomp_fds: &'a [RawFd],
+    pub tmp_bytes: u64,
+    pub home_bytes: u64,
+    /// The shim's source file and the arguments that select it (e.g. a subcommand).
+    pub shim: Option<(&'a Path, &'a [String])>,
+    /// The egress proxy's socket directory; implies the shim's bridge.
+    pub egress_dir: Option<&'a Path>,
+}
+
+/// The bwrap argv (without the bwrap path itself).
+pub fn bwrap_args(spec: &ResolvedSpec, host: &HostLayout, extras: &Extras<'_>) -> Vec<OsString> {
     let mut args = Args::default();
     // Isolation: every namespace, a user namespace even for root (otherwise root keeps
     // capabilities over the mounts), no nested user namespaces, no tty to inject into.
@@ -135,6 +167,14 @@ pub fn bwrap_args(
     for (name, value) in defaults {
         args.flags(&["--setenv", name, value]);
     }
+    if extras.egress_dir.is_some() {
+        let proxy = format!("http://127.0.0.1:{EGRESS_PORT}");
+        for name in PROXY_VARIABLES {
+            args.flags(&["--setenv", name, &proxy]);
+        }
+        args.flags(&["--setenv", "NO_PROXY", "localhost,127.0.0.1,::1"]);
+        args.flags(&["--setenv", "no_proxy", "localhost,127.0.0.1,::1"]);
+    }
     // Later --setenv wins, so the spec may override a default (e.g. a longer PATH).
     for (name, value) in &spec.env {
         args.flags(&["--setenv", name, value]);
@@ -150,15 +190,21 @@ pub fn bwrap_args(
     for path in &host.etc {
         args.flag("--ro-bind").path(path).path(path);
     }
-    for (dest, fd) in data_fds {
+    for (dest, fd) in extras.data_fds {
         args.flags(&["--perms", "0444", "--ro-bind-data", &fd.to_string(), dest]);
     }
 
     args.flags(&["--proc", "/proc", "--dev", "/dev"]);
-    args.flags(&["--size", &TMP_SIZE_BYTES.to_string(), "--tmpfs", "/tmp"]);
+    // Sized, like every writable place: /dev/shm would otherwise be an unbounded directory
+    // of the /dev tmpfs (POSIX shared memory and semaphores live there).
+    args.flags(&["--size", &SHM_SIZE_BYTES.to_string(), "--tmpfs", "/dev/shm"]);
+    // bwrap's /dev is a tmpfs the agent owns; only its device nodes (writes to which reach
+    // the device, not the filesystem) and the mounts on it stay writable.
+    args.flags(&["--remount-ro", "/dev"]);
+    args.flags(&["--size", &extras.tmp_bytes.to_string(), "--tmpfs", "/tmp"]);
     args.flags(&[
         "--size",
-        &HOME_SIZE_BYTES.to_string(),
+        &extras.home_bytes.to_string(),
         "--tmpfs",
         SANDBOX_HOME,
     ]);
@@ -180,11 +226,50 @@ pub fn bwrap_args(
     if let Some(program) = &spec.program {
         args.flag("--ro-bind").path(program).path(&spec.argv[0]);
     }
+    if let Some((shim, _)) = extras.shim {
+        args.flag("--ro-bind").path(shim).path(SHIM_MOUNT);
+    }
+    if let Some(egress) = extras.egress_dir {
+        args.flag("--ro-bind").path(egress).path(EGRESS_MOUNT);
+    }
+    for fd in extras.seccomp_fds {
+        args.flags(&["--add-seccomp-fd", &fd.to_string()]);
+    }
     // Last, once every mount point exists: the sandbox root itself is read-only.
     args.flags(&["--remount-ro", "/", "--chdir", WORKSPACE_MOUNT, "--"]);
+    if let Some((_, selector)) = extras.shim {
+        args.flag(SHIM_MOUNT);
+        args.0.extend(selector.iter().map(OsString::from));
+        args.flag("run");
+        for path in WRITABLE {
+            args.flags(&["--writable", path]);
+        }
+        if extras.egress_dir.is_some() {
+            let socket = Path::new(EGRESS_MOUNT).join(EGRESS_SOCKET);
+            args.flag("--bridge")
+                .flag(&EGRESS_PORT.to_string())
+                .path(socket);
+        }
+        args.flag("--");
+    }
     args.0.extend(spec.argv.iter().map(OsString::from));
     args.0
 }
+
+/// Proxy variables that curl, git, cargo, pip, npm and friends read.
+const PROXY_VARIABLES: &[&str] = &[
+    "http_proxy",
+    "https_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "all_proxy",
+    "CARGO_HTTP_PROXY",
+    "npm_config_proxy",
+    "npm_config_https_proxy",
+    "PIP_PROXY",
+];
+const SHM_SIZE_BYTES: u64 = 64 << 20;
 
 #[derive(Default)]
 struct Args(Vec<OsString>);
@@ -237,7 +322,19 @@ mod tests {
     }
 
     fn args(spec: &ResolvedSpec) -> Vec<String> {
-        bwrap_args(spec, &merged_usr(), &[("/etc/passwd", 7)])
+        args_with(spec, &Extras::default())
+    }
+
+    fn args_with(spec: &ResolvedSpec, extras: &Extras<'_>) -> Vec<String> {
+        let data = [("/etc/passwd", 7)];
+        let extras = Extras {
+            data_fds: &data,
+            seccomp_fds: &[9, 10],
+            tmp_bytes: 1 << 30,
+            home_bytes: 1 << 28,
+            ..extras.clone()
+        };
+        bwrap_args(spec, &merged_usr(), &extras)
             .into_iter()
             .map(|arg| arg.into_string().expect("utf-8 in test"))
             .collect()
@@ -371,5 +468,56 @@ mod tests {
             .expect("passwd")
             .1;
         assert!(passwd.contains("agent:x:1000:1000:errand agent:/home/agent:/bin/sh"));
+    }
+
+    #[test]
+    fn seccomp_filters_and_sized_tmpfs() {
+        let args = args(&spec());
+        assert!(find(&args, &["--add-seccomp-fd", "9"]).is_some());
+        assert!(find(&args, &["--add-seccomp-fd", "10"]).is_some());
+        assert!(find(&args, &["--size", "1073741824", "--tmpfs", "/tmp"]).is_some());
+        assert!(find(&args, &["--size", "268435456", "--tmpfs", "/home/agent"]).is_some());
+        let shm = find(&args, &["--tmpfs", "/dev/shm"]).expect("shm");
+        let dev_ro = find(&args, &["--remount-ro", "/dev"]).expect("/dev read-only");
+        assert!(
+            shm < dev_ro,
+            "/dev/shm is mounted before /dev turns read-only"
+        );
+        let separator = args.iter().rposition(|arg| arg == "--").expect("separator");
+        let filter = args
+            .iter()
+            .position(|arg| arg == "--add-seccomp-fd")
+            .expect("filter");
+        assert!(filter < separator);
+    }
+
+    #[test]
+    fn the_shim_wraps_the_command_and_the_bridge_sets_proxies() {
+        let selector = vec!["sandbox-shim".to_owned()];
+        let extras = Extras {
+            shim: Some((Path::new("/opt/errand"), &selector)),
+            egress_dir: Some(Path::new("/stage/egress")),
+            ..Extras::default()
+        };
+        let args = args_with(&spec(), &extras);
+        assert!(find(&args, &["--ro-bind", "/opt/errand", SHIM_MOUNT]).is_some());
+        assert!(find(&args, &["--ro-bind", "/stage/egress", EGRESS_MOUNT]).is_some());
+        assert!(find(&args, &["--setenv", "https_proxy", "http://127.0.0.1:3128"]).is_some());
+        let command = args.iter().position(|arg| arg == "--chdir").expect("chdir") + 3;
+        assert_eq!(
+            args[command..command + 3],
+            [SHIM_MOUNT, "sandbox-shim", "run"]
+        );
+        assert!(find(&args, &["--writable", "/repo"]).is_some());
+        assert!(find(&args, &["--bridge", "3128", "/run/sbx/egress/proxy.sock"]).is_some());
+        let separator = args.iter().rposition(|arg| arg == "--").expect("separator");
+        assert_eq!(args[separator + 1..], ["sh", "-c", "echo hi"]);
+
+        let plain = super::tests::args(&spec());
+        assert!(
+            !plain
+                .iter()
+                .any(|arg| arg.contains("proxy") || arg == SHIM_MOUNT)
+        );
     }
 }

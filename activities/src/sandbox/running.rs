@@ -16,7 +16,13 @@ use tokio::process::Child;
 use tokio::task::JoinHandle;
 
 use super::SandboxError;
+use super::cgroup::RunCgroup;
+use super::egress::{Decision, EgressProxy};
+use super::identity::RunIdentity;
+use super::merge::{self, MergeReport};
 use crate::output::OutputCapture;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
 
 /// Once the sandbox is gone its output pipe closes at once; this only bounds a pathological
 /// case (a writer that survived), so a wedged reader never blocks the outcome.
@@ -43,6 +49,24 @@ pub struct Outcome {
     pub output_tail: String,
     /// Every byte the command wrote, including what the log cap dropped.
     pub output_bytes: u64,
+    /// Processes the kernel killed because the run hit its memory limit.
+    pub oom_kills: u64,
+    /// What the run changed in the workspace, when its writes went to a size-limited layer
+    /// and were merged back.
+    pub workspace_changes: Option<MergeReport>,
+    /// Every egress proxy decision, in order (empty without network).
+    pub egress: Vec<Decision>,
+}
+
+/// What is left to do once the sandbox is gone.
+#[derive(Debug)]
+pub(super) struct Finish {
+    pub cgroup: Option<RunCgroup>,
+    /// The upper layer of the workspace overlay and the workspace to merge it into.
+    pub upper: Option<(Arc<OwnedFd>, PathBuf)>,
+    pub egress: Option<EgressProxy>,
+    /// Held until the run's processes are gone, then its uid is free for another run.
+    pub identity: Option<RunIdentity>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -80,6 +104,7 @@ pub struct RunningCommand {
     timeout: Duration,
     capture: SharedCapture,
     reader: JoinHandle<()>,
+    finish: Finish,
 }
 
 impl RunningCommand {
@@ -88,6 +113,7 @@ impl RunningCommand {
         output: pipe::Receiver,
         capture: OutputCapture<File>,
         timeout: Duration,
+        finish: Finish,
     ) -> Result<Self, SandboxError> {
         let pid = child.id().ok_or_else(|| SandboxError::Wait {
             source: std::io::Error::other("bwrap exited before its pid was read"),
@@ -104,6 +130,7 @@ impl RunningCommand {
             timeout,
             capture,
             reader,
+            finish,
         })
     }
 
@@ -145,6 +172,13 @@ impl RunningCommand {
             tracing::warn!(pid = %self.process_group, "sandbox output still open after exit; dropping the rest");
             self.reader.abort();
         }
+        let (oom_kills, workspace_changes) =
+            finish_run(self.finish.cgroup.take(), self.finish.upper.take()).await?;
+        let egress = match self.finish.egress.take() {
+            Some(proxy) => proxy.finish().await,
+            None => Vec::new(),
+        };
+        drop(self.finish.identity.take());
         let capture = lock(&self.capture);
         if let Some(err) = capture.sink_error() {
             tracing::warn!(error = %err, "writing the sandbox log failed; the output tail is still kept");
@@ -154,10 +188,18 @@ impl RunningCommand {
             duration,
             output_tail: capture.tail(),
             output_bytes: capture.seen_bytes(),
+            oom_kills,
+            workspace_changes,
+            egress,
         })
     }
 
     fn kill_tree(&mut self) {
+        // The cgroup takes every process of the run at once, wherever it hid; killing bwrap's
+        // group then tears down its PID namespace as a second, independent mechanism.
+        if let Some(cgroup) = &self.finish.cgroup {
+            cgroup.kill();
+        }
         match killpg(self.process_group, Signal::SIGKILL) {
             // Already gone (it exited while we were deciding): nothing left to kill.
             Ok(()) | Err(Errno::ESRCH) => {}
@@ -168,6 +210,53 @@ impl RunningCommand {
             }
         }
     }
+}
+
+/// Once bwrap is gone: empties and removes the run's cgroup (reading its OOM count first),
+/// then merges the workspace layer, which nothing writes to any more.
+async fn finish_run(
+    cgroup: Option<RunCgroup>,
+    upper: Option<(Arc<OwnedFd>, PathBuf)>,
+) -> Result<(u64, Option<MergeReport>), SandboxError> {
+    tokio::task::spawn_blocking(move || {
+        let mut oom_kills = 0;
+        if let Some(cgroup) = cgroup {
+            oom_kills = cgroup.oom_kills();
+            cgroup.kill();
+            cgroup.remove()?;
+        }
+        let changes = match upper {
+            Some((fd, workspace)) => {
+                Some(upper_dir(&fd).and_then(|dir| Ok(merge::apply(&dir, &workspace)?))?)
+            }
+            None => None,
+        };
+        Ok((oom_kills, changes))
+    })
+    .await
+    .map_err(|err| SandboxError::Wait {
+        source: std::io::Error::other(err),
+    })?
+}
+
+/// The `upper/` directory of the layer's tmpfs.
+fn upper_dir(tmpfs: &OwnedFd) -> Result<OwnedFd, SandboxError> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // SAFETY: a valid dirfd and a static name; the fd is owned right away.
+    let fd = unsafe {
+        libc::openat(
+            tmpfs.as_raw_fd(),
+            c"upper".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(SandboxError::Wait {
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: the kernel just gave us this fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Reads the combined output until every writer in the sandbox has closed it.

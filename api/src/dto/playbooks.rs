@@ -1,10 +1,9 @@
-//! Playbook answers: the listing, and one playbook as parsed with its content hash.
-
-use std::collections::BTreeMap;
+//! Playbook answers: the listing, and one playbook as parsed, with the JSON schema of its inputs
+//! and its content hash. The playbook itself is `workflows::playbook::Playbook` serialized (its
+//! schema is `playbooks/schema.json`), so the API cannot drift from the model.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use workflows::AgentSpec;
 use workflows::playbook::Playbook;
 
 /// A playbook in the listing. A file that does not parse is listed with its error, so that a
@@ -19,65 +18,33 @@ pub struct PlaybookSummary {
 }
 
 /// One playbook, as the API would resolve it now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PlaybookView {
     pub name: String,
     pub description: String,
     /// What done means, in words.
     pub outcome: String,
-    pub inputs: BTreeMap<String, PlaybookInput>,
-    /// Instructions to the agent; `{{input}}` is replaced by the input's value.
-    pub procedure: String,
-    pub agent: Option<AgentSpec>,
-    /// Commands that must all exit 0 for a round to pass.
-    pub checks: Vec<String>,
-    pub budget: PlaybookBudget,
+    /// The JSON schema of a run's `inputs` object: each input's type, description, default,
+    /// allowed values, and which are required.
+    #[schema(value_type = Object)]
+    pub inputs_schema: serde_json::Value,
+    /// The whole playbook as parsed, defaults filled in: inputs, procedure, agent, boundary,
+    /// verification, postconditions, forbidden actions, budget, review, retry, schedules and
+    /// triggers (their schema is `playbooks/schema.json`).
+    #[schema(value_type = Object)]
+    pub playbook: serde_json::Value,
     /// sha256 of the file's content: the revision a run made now is pinned to.
     pub content_hash: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct PlaybookInput {
-    pub description: String,
-    /// Used when a run leaves the input out; without one the input is required.
-    pub default: Option<String>,
-    pub required: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct PlaybookBudget {
-    pub max_rounds: u32,
-    pub time_per_round_secs: u64,
 }
 
 impl PlaybookView {
     pub fn new(playbook: Playbook, content_hash: String) -> Self {
         PlaybookView {
-            name: playbook.name,
-            description: playbook.description,
-            outcome: playbook.outcome,
-            inputs: playbook
-                .inputs
-                .into_iter()
-                .map(|(name, spec)| {
-                    let required = spec.default.is_none();
-                    (
-                        name,
-                        PlaybookInput {
-                            description: spec.description,
-                            default: spec.default,
-                            required,
-                        },
-                    )
-                })
-                .collect(),
-            procedure: playbook.procedure,
-            agent: playbook.agent,
-            checks: playbook.verification.checks,
-            budget: PlaybookBudget {
-                max_rounds: playbook.budget.max_rounds,
-                time_per_round_secs: playbook.budget.time_per_round_secs,
-            },
+            inputs_schema: playbook.inputs_schema(),
+            name: playbook.name.clone(),
+            description: playbook.description.clone(),
+            outcome: playbook.outcome.clone(),
+            playbook: serde_json::to_value(&playbook).unwrap_or_default(),
             content_hash,
         }
     }

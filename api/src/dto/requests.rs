@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use workflows::AgentSpec;
+use workflows::playbook::InputValue;
 
 /// An ad-hoc task: what to do, where, and how to tell it is done.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -50,9 +51,10 @@ pub struct PlaybookRunRequest {
     #[serde(default)]
     #[schema(default = "main")]
     pub base: Option<String>,
-    /// Values of the playbook's inputs, by name; inputs with a default may be left out.
+    /// Values of the playbook's inputs, by name (strings, integers or booleans, as the input's
+    /// type asks); inputs with a default may be left out.
     #[serde(default)]
-    pub inputs: BTreeMap<String, String>,
+    pub inputs: BTreeMap<String, InputValue>,
     #[serde(default)]
     #[schema(default = "anonymous")]
     pub requester: Option<String>,

@@ -1,8 +1,13 @@
 //! The HTTP routes, one module per resource, each next to its handlers' OpenAPI description.
 
+pub mod events;
 pub mod health;
+pub mod history;
+pub mod metrics;
 pub mod playbooks;
+pub mod report;
 pub mod reviews;
+pub mod stats;
 pub mod tasks;
 
 /// OpenAPI tags, so the document groups the routes.

@@ -5,3 +5,4 @@ pub mod review_decision;
 pub mod review_request;
 pub mod round;
 pub mod task;
+pub mod task_event;

@@ -2,6 +2,14 @@
 //! -> gate -> merge | close, with every unsuccessful ending preserving the work.
 //!
 //! Deterministic code only: every side effect is an activity from [`crate::contracts`].
+//!
+//! Histories recorded before playbook enforcement replay on the old path: everything the
+//! enforcement adds (diff summary, policy findings, red->green, merge policy) is behind the
+//! patch [`ENFORCEMENT_PATCH`].
+
+mod options;
+mod prompt;
+mod verify;
 
 use std::time::Duration;
 
@@ -9,28 +17,40 @@ use serde::{Deserialize, Serialize};
 use temporalio_common::protos::temporal::api::failure::v1::Failure;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
-    ActivityCancellationType, ActivityExecutionError, ActivityOptions, ApplicationFailure,
-    CancellableFuture, SyncWorkflowContext, TimerResult, WorkflowCancellationToken,
-    WorkflowContext, WorkflowContextView, WorkflowResult, WorkflowTermination, workflows::select,
+    ActivityExecutionError, ApplicationFailure, CancellableFuture, SyncWorkflowContext,
+    TimerResult, WorkflowCancellationToken, WorkflowContext, WorkflowContextView, WorkflowResult,
+    WorkflowTermination, workflows::select,
 };
-use temporalio_workflow::RetryPolicy;
 
 use crate::contracts::{
-    AgentExit, AgentRunRequest, BAD_INPUT, CheckResult, ChecksRequest, FinishRequest,
-    MERGE_CONFLICT, MergeRequest, ProvisionRequest, PushRequest, Pushed, ReviewRecord,
-    ReviewRequest, StatusChange, TaskActivities, Workspace,
+    AgentExit, AgentRunRequest, BAD_INPUT, FinishRequest, MERGE_CONFLICT, MergeRequest,
+    ProvisionRequest, PushRequest, Pushed, ReviewRecord, ReviewRequest, StatusChange,
+    TaskActivities, Workspace,
 };
+use crate::policy::merge::{self, MergeDecision, MergeFacts};
 use crate::report::{Report, RoundSummary};
 use crate::task::{ReviewDecision, ReviewVerdict, TaskSpec, TaskStatus};
+use options::{long_running, long_running_with, options, short};
+use prompt::{prompt, round_feedback};
 
 /// The pinned workflow type name (never derived from the Rust identifier).
 pub const AGENT_TASK_WORKFLOW: &str = "AgentTask";
+
+/// The patch that brought playbook enforcement: a diff summary judged by the policy after the
+/// checks, red->green proofs, and the merge policy at the gate.
+pub const ENFORCEMENT_PATCH: &str = "playbook-enforcement";
+
+/// Who merges when the merge policy allows it without a reviewer.
+pub const AUTO_MERGER: &str = "errand merge policy";
 
 /// What the `status` query answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskProgress {
     pub status: TaskStatus,
     pub round: u32,
+    /// The merge decision taken at the gate, with the rule that took it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge: Option<MergeDecision>,
 }
 
 /// The workflow's result for endings that are not errors.
@@ -43,6 +63,9 @@ pub struct TaskOutcome {
     pub branch: String,
     #[serde(default)]
     pub commit: Option<String>,
+    /// The last merge decision taken at the gate, with the rule that took it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge: Option<MergeDecision>,
 }
 
 #[workflow]
@@ -52,6 +75,8 @@ pub struct AgentTaskWorkflow {
     round: u32,
     /// A decision delivered at the gate and not yet acted on.
     decision: Option<ReviewDecision>,
+    /// The merge policy's decision at the last gate.
+    merge: Option<MergeDecision>,
 }
 
 #[workflow_methods]
@@ -63,15 +88,19 @@ impl AgentTaskWorkflow {
             status: TaskStatus::Admitted,
             round: 0,
             decision: None,
+            merge: None,
         }
     }
 
     #[run(name = "AgentTask")]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<TaskOutcome> {
         let spec = ctx.state(|s| s.spec.clone());
+        // Asked first, before any command, so that every history answers it the same way.
+        let enforced = ctx.patched(ENFORCEMENT_PATCH);
         let mut run = Run {
             ctx,
             spec,
+            enforced,
             rounds: Vec::new(),
             workspace: None,
             pushed: None,
@@ -92,6 +121,7 @@ impl AgentTaskWorkflow {
         TaskProgress {
             status: self.status,
             round: self.round,
+            merge: self.merge.clone(),
         }
     }
 
@@ -122,6 +152,7 @@ impl AgentTaskWorkflow {
         TaskProgress {
             status: self.status,
             round: self.round,
+            merge: self.merge.clone(),
         }
     }
 }
@@ -178,6 +209,8 @@ fn describe(err: &ActivityExecutionError) -> String {
 struct Run<'a> {
     ctx: &'a mut WorkflowContext<AgentTaskWorkflow>,
     spec: TaskSpec,
+    /// Whether this history has the enforcement patch.
+    enforced: bool,
     rounds: Vec<RoundSummary>,
     workspace: Option<Workspace>,
     pushed: Option<Pushed>,
@@ -217,12 +250,16 @@ impl Run<'_> {
                     AgentRunRequest {
                         workspace: workspace.clone(),
                         round,
-                        prompt: prompt(&spec),
+                        prompt: prompt(&spec, self.enforced),
                         feedback: feedback.take(),
                         agent: spec.agent.clone(),
                         time_budget_secs: spec.time_budget_secs,
                     },
-                    long_running(spec.time_budget_secs),
+                    if self.enforced {
+                        long_running_with(spec.time_budget_secs, &spec.policy.retry)
+                    } else {
+                        long_running(spec.time_budget_secs)
+                    },
                 )
                 .await?;
             let timed_out = agent.exit == AgentExit::TimedOut;
@@ -230,6 +267,9 @@ impl Run<'_> {
                 round,
                 agent,
                 checks: Vec::new(),
+                findings: Vec::new(),
+                diff: None,
+                red_green: None,
             });
             if timed_out {
                 return Ok(Ending::new(
@@ -243,34 +283,22 @@ impl Run<'_> {
 
             // The checks are the judge, whatever the agent's exit code said.
             self.set_status(TaskStatus::Verifying, None).await?;
-            let checks = self
-                .ctx
-                .execute_activity(
-                    TaskActivities::verify,
-                    ChecksRequest {
-                        workspace: workspace.clone(),
-                        round,
-                        checks: spec.checks.clone(),
-                        time_budget_secs: spec.time_budget_secs,
-                    },
-                    long_running(
-                        spec.time_budget_secs
-                            .saturating_mul(spec.checks.len().max(1) as u64),
-                    ),
-                )
-                .await?;
-            let passed = checks.iter().all(CheckResult::passed);
+            let verdict = self.verify_round(&workspace, round).await?;
+            let passed = verdict.passed();
             if let Some(last) = self.rounds.last_mut() {
-                last.checks = checks.clone();
+                last.checks = verdict.checks.clone();
+                last.findings = verdict.findings.clone();
+                last.diff = verdict.diff.clone();
+                last.red_green = verdict.proof.clone();
             }
             if !passed {
                 if round >= spec.max_rounds {
                     return Ok(Ending::new(
                         TaskStatus::Incomplete,
-                        format!("round_limit: checks still failing after {round} round(s)"),
+                        round_limit_reason(round, &verdict),
                     ));
                 }
-                feedback = Some(check_feedback(round, &checks));
+                feedback = Some(round_feedback(round, &verdict.checks, &verdict.findings));
                 continue;
             }
 
@@ -294,6 +322,28 @@ impl Run<'_> {
             .await?;
             self.set_status(TaskStatus::AwaitingReview, None).await?;
 
+            let merge_decision = if self.enforced {
+                let decision = merge::decide(
+                    &spec.policy.merge,
+                    &MergeFacts {
+                        checks_green: verdict.checks_green(),
+                        findings: &verdict.findings,
+                        diff: verdict.diff.as_ref(),
+                    },
+                );
+                self.ctx.state_mut(|s| s.merge = Some(decision.clone()));
+                Some(decision)
+            } else {
+                None
+            };
+            if let Some(MergeDecision::Auto { rule }) = &merge_decision {
+                self.merge(&workspace, &pushed, AUTO_MERGER).await?;
+                return Ok(Ending::new(
+                    TaskStatus::Merged,
+                    format!("merged into {} without a reviewer: {rule}", spec.base),
+                ));
+            }
+
             let Some(decision) = self.gate().await? else {
                 return Ok(Ending::new(
                     TaskStatus::Incomplete,
@@ -315,18 +365,17 @@ impl Run<'_> {
             let comment = decision.comment.clone().unwrap_or_default();
             match decision.decision {
                 ReviewVerdict::Approve => {
-                    self.ctx
-                        .execute_activity(
-                            TaskActivities::merge,
-                            MergeRequest {
-                                workspace: workspace.clone(),
-                                base: spec.base.clone(),
-                                commit: pushed.commit.clone(),
-                                merged_by: decision.reviewer.clone(),
-                            },
-                            options(Duration::from_secs(300), None, 10, &[MERGE_CONFLICT]),
-                        )
-                        .await?;
+                    if let Some(MergeDecision::Never { rule }) = &merge_decision {
+                        return Ok(Ending::new(
+                            TaskStatus::Approved,
+                            format!(
+                                "approved by {}; not merged: {rule}; merge branch {} yourself",
+                                decision.reviewer,
+                                spec.branch()
+                            ),
+                        ));
+                    }
+                    self.merge(&workspace, &pushed, &decision.reviewer).await?;
                     return Ok(Ending::new(
                         TaskStatus::Merged,
                         format!(
@@ -382,6 +431,22 @@ impl Run<'_> {
         } else {
             None
         })
+    }
+
+    async fn merge(&mut self, workspace: &Workspace, pushed: &Pushed, merged_by: &str) -> Result<(), Stop> {
+        self.ctx
+            .execute_activity(
+                TaskActivities::merge,
+                MergeRequest {
+                    workspace: workspace.clone(),
+                    base: self.spec.base.clone(),
+                    commit: pushed.commit.clone(),
+                    merged_by: merged_by.to_string(),
+                },
+                options(Duration::from_secs(300), None, 10, &[MERGE_CONFLICT]),
+            )
+            .await?;
+        Ok(())
     }
 
     async fn push(&mut self, workspace: &Workspace, message: String) -> Result<Pushed, Stop> {
@@ -462,6 +527,7 @@ impl Run<'_> {
                 reason,
                 branch: self.spec.branch(),
                 commit: self.pushed.map(|p| p.commit),
+                merge: self.ctx.state(|s| s.merge.clone()),
             }),
         }
     }
@@ -489,6 +555,7 @@ impl Run<'_> {
     }
 
     fn report(&self, status: TaskStatus, reason: Option<&str>) -> String {
+        let merge = self.ctx.state(|s| s.merge.clone());
         Report {
             spec: &self.spec,
             status,
@@ -496,112 +563,31 @@ impl Run<'_> {
             rounds: &self.rounds,
             commit: self.pushed.as_ref().map(|p| p.commit.as_str()),
             changed_files: self.pushed.as_ref().map(|p| p.changed_files),
+            merge: merge.as_ref(),
         }
         .render()
     }
 }
 
-/// The prompt the agent reads from `ERRAND_PROMPT_FILE`.
-fn prompt(spec: &TaskSpec) -> String {
-    let mut text = format!(
-        "# Task\n\n{}\n\n## Done means\n\nThese checks pass in the repository root:\n\n",
-        spec.instructions.trim()
-    );
-    for check in &spec.checks {
-        text.push_str(&format!("- `{check}`\n"));
-    }
-    text.push_str(&format!(
-        "\nYou have {} second(s) per round and at most {} round(s). Change files in the working \
-         directory only; the harness commits, pushes and verifies.\n",
-        spec.time_budget_secs, spec.max_rounds
-    ));
-    text
-}
-
-/// What the next round is told about the failing checks.
-fn check_feedback(round: u32, checks: &[CheckResult]) -> String {
-    let mut text = format!("# Checks failed in round {round}\n");
-    for c in checks.iter().filter(|c| !c.passed()) {
-        let how = match (c.timed_out, c.exit_code) {
-            (true, _) => "timed out".to_string(),
-            (false, Some(code)) => format!("exited {code}"),
-            (false, None) => "was killed by a signal".to_string(),
-        };
-        text.push_str(&format!(
-            "\n## `{}` {how}\n\n```\n{}\n```\n",
-            c.command,
-            c.output_tail.trim_end()
-        ));
-    }
-    text
-}
-
-/// Store writes and other quick, idempotent steps: retried patiently.
-fn short() -> ActivityOptions {
-    options(Duration::from_secs(30), None, 50, &[])
-}
-
-/// The agent and the checks: heartbeating, cancelled with their whole process tree before the
-/// workflow moves on, and re-run after a lost worker.
-fn long_running(budget_secs: u64) -> ActivityOptions {
-    let mut opts = options(
-        Duration::from_secs(budget_secs.saturating_add(120)),
-        Some(Duration::from_secs(10)),
-        3,
-        &[BAD_INPUT],
-    );
-    opts.cancellation_type = ActivityCancellationType::WaitCancellationCompleted;
-    opts
-}
-
-fn options(
-    start_to_close: Duration,
-    heartbeat: Option<Duration>,
-    attempts: u32,
-    non_retryable: &[&str],
-) -> ActivityOptions {
-    let retry = RetryPolicy::builder()
-        .initial_interval(Duration::from_secs(1))
-        .backoff_coefficient(2.0)
-        .maximum_interval(Duration::from_secs(30))
-        .maximum_attempts(attempts)
-        .non_retryable_error_types(non_retryable.iter().copied())
-        .build();
-    let mut opts = ActivityOptions::with_start_to_close_timeout(start_to_close)
-        .retry_policy(retry)
-        .build();
-    opts.heartbeat_timeout = heartbeat;
-    opts
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn feedback_lists_only_failing_checks_with_their_output() {
-        let checks = [
-            CheckResult {
-                command: "ok".into(),
-                exit_code: Some(0),
-                timed_out: false,
-                duration_ms: 1,
-                output_tail: "fine".into(),
-            },
-            CheckResult {
-                command: "sh test.sh".into(),
-                exit_code: Some(1),
-                timed_out: false,
-                duration_ms: 1,
-                output_tail: "want 4 got 5\n".into(),
-            },
-        ];
-        let text = check_feedback(2, &checks);
-        assert!(text.starts_with("# Checks failed in round 2"));
-        assert!(
-            text.contains("## `sh test.sh` exited 1\n\n```\nwant 4 got 5\n```"),
-            "{text}"
-        );
-        assert!(!text.contains("fine"));
+/// Why the last round did not pass, for an incomplete ending (`round_limit: ...`).
+fn round_limit_reason(round: u32, verdict: &verify::Verdict) -> String {
+    let findings: Vec<String> = verdict
+        .findings
+        .iter()
+        .map(|f| match &f.path {
+            Some(path) => format!("{} ({path})", f.kind),
+            None => f.kind.to_string(),
+        })
+        .collect();
+    match (verdict.checks_green(), findings.is_empty()) {
+        (false, true) => format!("round_limit: checks still failing after {round} round(s)"),
+        (true, false) => format!(
+            "round_limit: policy findings after {round} round(s): {}",
+            findings.join(", ")
+        ),
+        _ => format!(
+            "round_limit: checks still failing and policy findings after {round} round(s): {}",
+            findings.join(", ")
+        ),
     }
 }
