@@ -125,7 +125,10 @@ mod tests {
         });
         assert_eq!(progress.last_line, "pushing with [redacted]");
         let whole = format!("{token}\nok\n");
-        assert_eq!(redacted_tail(&whole, whole.len() as u64), "[redacted]\nok\n");
+        assert_eq!(
+            redacted_tail(&whole, whole.len() as u64),
+            "[redacted]\nok\n"
+        );
         // A tail that was cut loses its first word, whatever it was.
         assert_eq!(redacted_tail(&whole, 100), "\nok\n");
     }
@@ -138,6 +141,10 @@ mod tests {
             output_bytes: 2,
             last_line: line,
         });
-        assert!(!progress.last_line.contains("ghp_"), "{}", progress.last_line);
+        assert!(
+            !progress.last_line.contains("ghp_"),
+            "{}",
+            progress.last_line
+        );
     }
 }

@@ -26,7 +26,10 @@ pub async fn summarize(
     let git = Git::in_dir(workspace);
     let Some(base) = git.commit_of(base_commit).await? else {
         return Err(GitError::BadInput {
-            message: format!("base commit {base_commit:?} not found in {}", workspace.display()),
+            message: format!(
+                "base commit {base_commit:?} not found in {}",
+                workspace.display()
+            ),
         });
     };
     git.run(&["add", "--all"]).await?;
@@ -34,8 +37,17 @@ pub async fn summarize(
         let git = git.clone();
         let base = base.clone();
         async move {
-            git.run(&["diff", "--cached", format, "-z", "-M", "--no-ext-diff", &base, "--"])
-                .await
+            git.run(&[
+                "diff",
+                "--cached",
+                format,
+                "-z",
+                "-M",
+                "--no-ext-diff",
+                &base,
+                "--",
+            ])
+            .await
         }
     };
     let statuses = parse_name_status(&diff("--name-status").await?);
@@ -78,7 +90,10 @@ async fn keep_lines(
     files: &mut [FileChange],
     test_paths: &[String],
 ) -> Result<(), GitError> {
-    let globs: Vec<Glob> = test_paths.iter().filter_map(|p| Glob::new(p).ok()).collect();
+    let globs: Vec<Glob> = test_paths
+        .iter()
+        .filter_map(|p| Glob::new(p).ok())
+        .collect();
     let tests = PathSet::new(&globs);
     let mut order: Vec<usize> = (0..files.len())
         .filter(|&i| files[i].status != ChangeStatus::Deleted && !files[i].binary)
@@ -94,7 +109,14 @@ async fn keep_lines(
         }
         let file = &files[i];
         let mut args = vec![
-            "diff", "--cached", "-U0", "--no-color", "--no-ext-diff", "--no-textconv", "-M", base,
+            "diff",
+            "--cached",
+            "-U0",
+            "--no-color",
+            "--no-ext-diff",
+            "--no-textconv",
+            "-M",
+            base,
             "--",
         ];
         if let Some(old) = &file.old_path {
@@ -173,7 +195,8 @@ fn parse_numstat(output: &str) -> BTreeMap<String, (u32, u32, bool)> {
     let mut counts = BTreeMap::new();
     while let Some(entry) = tokens.next() {
         let mut fields = entry.trim_start_matches('\n').splitn(3, '\t');
-        let (Some(added), Some(removed), Some(path)) = (fields.next(), fields.next(), fields.next())
+        let (Some(added), Some(removed), Some(path)) =
+            (fields.next(), fields.next(), fields.next())
         else {
             continue;
         };
@@ -196,17 +219,27 @@ mod tests {
 
     #[test]
     fn name_status_and_numstat_are_parsed_with_renames() {
-        let statuses = parse_name_status("M\0calc.sh\0R087\0tests/a.sh\0tests/b.sh\0D\0old.txt\0A\0new file.md\0");
+        let statuses = parse_name_status(
+            "M\0calc.sh\0R087\0tests/a.sh\0tests/b.sh\0D\0old.txt\0A\0new file.md\0",
+        );
         assert_eq!(
             statuses,
             [
                 (ChangeStatus::Modified, None, "calc.sh".to_string()),
-                (ChangeStatus::Renamed, Some("tests/a.sh".to_string()), "tests/b.sh".to_string()),
+                (
+                    ChangeStatus::Renamed,
+                    Some("tests/a.sh".to_string()),
+                    "tests/b.sh".to_string()
+                ),
                 (ChangeStatus::Deleted, None, "old.txt".to_string()),
                 (ChangeStatus::Added, None, "new file.md".to_string()),
             ]
         );
-        let counts = parse_numstat("1\t1\tcalc.sh\0003\t0\t\0tests/a.sh\0tests/b.sh\0-\t-\tlogo.png\0");
+        let counts = parse_numstat(concat!(
+            "1\t1\tcalc.sh\0",
+            "3\t0\t\0tests/a.sh\0tests/b.sh\0",
+            "-\t-\tlogo.png\0"
+        ));
         assert_eq!(counts["calc.sh"], (1, 1, false));
         assert_eq!(counts["tests/b.sh"], (3, 0, false));
         assert_eq!(counts["logo.png"], (0, 0, true));

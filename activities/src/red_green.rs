@@ -18,7 +18,15 @@ pub async fn prepare_base(
     remove(probe)?;
     let (workspace_str, probe_str) = (workspace.to_string_lossy(), probe.to_string_lossy());
     Git::anywhere()
-        .run(&["clone", "--quiet", "--shared", "--no-checkout", "--", &workspace_str, &probe_str])
+        .run(&[
+            "clone",
+            "--quiet",
+            "--shared",
+            "--no-checkout",
+            "--",
+            &workspace_str,
+            &probe_str,
+        ])
         .await?;
     let probe_git = Git::in_dir(probe);
     probe_git
@@ -31,8 +39,16 @@ pub async fn prepare_base(
     let patch_str = patch.to_string_lossy().into_owned();
     let output = format!("--output={patch_str}");
     let mut args = vec![
-        "diff", "--cached", "--binary", "--no-color", "--no-ext-diff", "--no-textconv",
-        "--no-renames", &output, base_commit, "--",
+        "diff",
+        "--cached",
+        "--binary",
+        "--no-color",
+        "--no-ext-diff",
+        "--no-textconv",
+        "--no-renames",
+        &output,
+        base_commit,
+        "--",
     ];
     args.extend(test_files.iter().map(String::as_str));
     Git::in_dir(workspace).run(&args).await?;

@@ -12,14 +12,7 @@ use std::sync::OnceLock;
 pub const MASK: &str = "[redacted]";
 
 /// Parts of an environment variable name that mark its value as a secret.
-const SECRET_NAME_PARTS: [&str; 6] = [
-    "TOKEN",
-    "KEY",
-    "SECRET",
-    "PASSWORD",
-    "PASSWD",
-    "CREDENTIAL",
-];
+const SECRET_NAME_PARTS: [&str; 6] = ["TOKEN", "KEY", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL"];
 
 /// Shorter values are too likely to be ordinary words or numbers to mask everywhere.
 const MIN_SECRET_VALUE_CHARS: usize = 8;
@@ -73,10 +66,14 @@ impl Redactor {
     pub fn redact_cut(&self, text: &str, cut_front: bool, cut_back: bool) -> String {
         let mut piece = text;
         if cut_front {
-            piece = piece.find(char::is_whitespace).map_or("", |at| &piece[at..]);
+            piece = piece
+                .find(char::is_whitespace)
+                .map_or("", |at| &piece[at..]);
         }
         if cut_back {
-            piece = piece.rfind(char::is_whitespace).map_or("", |at| &piece[..at]);
+            piece = piece
+                .rfind(char::is_whitespace)
+                .map_or("", |at| &piece[..at]);
         }
         self.redact(piece).into_owned()
     }
@@ -99,9 +96,12 @@ impl Redactor {
 /// The redactor of this worker process: its environment, read once.
 pub fn worker_redactor() -> &'static Redactor {
     static REDACTOR: OnceLock<Redactor> = OnceLock::new();
-    REDACTOR.get_or_init(|| Redactor::from_vars(std::env::vars_os().filter_map(|(k, v)| {
-        Some((k.into_string().ok()?, v.into_string().ok()?))
-    })))
+    REDACTOR.get_or_init(|| {
+        Redactor::from_vars(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )
+    })
 }
 
 fn looks_secret(name: &str) -> bool {
@@ -120,7 +120,10 @@ fn mask_token_shapes(text: &str) -> Option<String> {
     let mut at = 0;
     while at < text.len() {
         let rest = &text[at..];
-        let starts_word = text[..at].chars().next_back().is_none_or(|c| !is_token_char(c));
+        let starts_word = text[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !is_token_char(c));
         let token_len = starts_word
             .then(|| {
                 TOKEN_SHAPES.iter().find_map(|(prefix, min_tail)| {
@@ -152,11 +155,7 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Redactor {
-        Redactor::from_vars(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string())),
-        )
+        Redactor::from_vars(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
     }
 
     #[test]
@@ -173,7 +172,10 @@ mod tests {
             ("k another-long-value k", "k [redacted] k"),
             ("pw:hunter2hunter2", "pw:[redacted]"),
             ("home is /home/worker-user", "home is /home/worker-user"),
-            ("abc stays: too short to mask safely", "abc stays: too short to mask safely"),
+            (
+                "abc stays: too short to mask safely",
+                "abc stays: too short to mask safely",
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(redactor.redact(text), want, "{text}");
@@ -191,7 +193,10 @@ mod tests {
         let redactor = Redactor::default();
         let ghp = format!("ghp_{}", "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8");
         let cases = [
-            (format!("using {ghp} now"), "using [redacted] now".to_string()),
+            (
+                format!("using {ghp} now"),
+                "using [redacted] now".to_string(),
+            ),
             (format!("{ghp}"), MASK.to_string()),
             (
                 "key sk-proj-abcdefghijklmnopqrstuvwx.".to_string(),
@@ -207,7 +212,10 @@ mod tests {
                 "task-sk-abcdefghijklmnopqrstuvwxyz".to_string(),
                 "task-sk-abcdefghijklmnopqrstuvwxyz".to_string(),
             ),
-            ("héllo wörld, no tokens".to_string(), "héllo wörld, no tokens".to_string()),
+            (
+                "héllo wörld, no tokens".to_string(),
+                "héllo wörld, no tokens".to_string(),
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(redactor.redact(&text), want, "{text}");
@@ -217,10 +225,19 @@ mod tests {
     #[test]
     fn words_cut_at_an_edge_are_dropped() {
         let redactor = Redactor::default();
-        assert_eq!(redactor.redact_cut("ret-value rest of it", true, false), " rest of it");
-        assert_eq!(redactor.redact_cut("start of ghp_AB", false, true), "start of");
+        assert_eq!(
+            redactor.redact_cut("ret-value rest of it", true, false),
+            " rest of it"
+        );
+        assert_eq!(
+            redactor.redact_cut("start of ghp_AB", false, true),
+            "start of"
+        );
         assert_eq!(redactor.redact_cut("oneword", true, true), "");
-        assert_eq!(redactor.redact_cut("whole line", false, false), "whole line");
+        assert_eq!(
+            redactor.redact_cut("whole line", false, false),
+            "whole line"
+        );
     }
 
     #[test]

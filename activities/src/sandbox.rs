@@ -23,6 +23,7 @@ mod running;
 pub mod seccomp;
 pub mod shim;
 mod staging;
+pub mod support;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -190,7 +191,7 @@ impl Sandbox {
             staging::ensure_stage_root()
                 .map_err(|err| unavailable(format!("staging directory {STAGE_ROOT}: {err}")))?;
             Privilege::Root {
-                identities: IdentityPool::default(),
+                identities: IdentityPool::process_wide(),
                 idmaps: Mutex::new(HashMap::new()),
             }
         } else {

@@ -12,8 +12,8 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use workflows::contracts::{
     AgentExit, AgentRun, AgentRunRequest, BAD_INPUT, CheckResult, ChecksRequest, DiffRequest,
     DiffSummary, FinishRequest, MERGE_CONFLICT, MergeRequest, Merged, ProvisionRequest,
-    PushRequest, Pushed, RedGreenProof, RedGreenRequest, RedGreenRun, ReviewRecord,
-    ReviewRequest, StatusChange, VerificationRecord, Workspace, definitions,
+    PushRequest, Pushed, RedGreenProof, RedGreenRequest, RedGreenRun, ReviewRecord, ReviewRequest,
+    StatusChange, VerificationRecord, Workspace, definitions,
 };
 use workflows::task::{TaskSpec, branch_for};
 

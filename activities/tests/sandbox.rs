@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use activities::sandbox::{
-    Exit, LOG_CAP_BYTES, Limits, Outcome, Sandbox, SandboxError, SandboxSpec,
+    Exit, LOG_CAP_BYTES, Limits, Outcome, SANDBOX_ID_BASE, SANDBOX_ID_SLOTS, Sandbox, SandboxError,
+    SandboxSpec,
 };
 use tempfile::TempDir;
 
@@ -369,6 +370,137 @@ async fn detection_fails_closed() {
             Sandbox::detect_on_path(empty.path().as_os_str()).await
         ));
         assert!(Sandbox::detect().await.is_ok(), "the real bwrap must pass");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_root_worker_runs_the_agent_as_an_unprivileged_uid() {
+    bounded(async {
+        // SAFETY: a plain syscall.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: only a root worker changes uid");
+            return;
+        }
+        let fx = Fixture::new();
+        let marker = unique("errand-uid");
+        let running = sandbox()
+            .await
+            .spawn(&fx.script(
+                &format!("echo started; sh -c 'sleep 1000; : {marker}'"),
+                &[],
+            ))
+            .expect("spawn");
+        let progress = running.progress();
+        poll_until(REAP_BOUND, || !processes_with(&marker).is_empty()).await;
+        poll_until(REAP_BOUND, || progress.snapshot().last_line == "started").await;
+        // bwrap itself, the shell and its child: every process of the run.
+        for (pid, _) in processes_with(&marker) {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let uid: u32 = status
+                .lines()
+                .find_map(|line| line.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().next()?.parse().ok())
+                .unwrap_or(u32::MAX);
+            assert!(
+                (SANDBOX_ID_BASE..SANDBOX_ID_BASE + SANDBOX_ID_SLOTS).contains(&uid),
+                "process {pid} runs as uid {uid}"
+            );
+        }
+        let outcome = running.wait(cancel_now()).await.expect("wait");
+        assert_eq!(outcome.exit, Exit::Cancelled);
+    })
+    .await;
+}
+
+fn cancel_now() -> impl Future<Output = ()> {
+    std::future::ready(())
+}
+
+#[tokio::test]
+async fn workspace_changes_come_back_to_the_host_owned_by_it() {
+    bounded(async {
+        let fx = Fixture::new();
+        let ws = fx.workspace();
+        let git = |args: &[&str]| {
+            let status = std::process::Command::new("git")
+                .args(args)
+                .current_dir(&ws)
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .status()
+                .expect("git");
+            assert!(status.success(), "git {args:?}");
+        };
+        std::fs::create_dir(ws.join("dir")).expect("dir");
+        std::fs::write(ws.join("dir/kept"), "kept\n").expect("kept");
+        std::fs::write(ws.join("edit.txt"), "old\n").expect("edit");
+        std::fs::write(ws.join("gone.txt"), "gone\n").expect("gone");
+        git(&["init", "--quiet"]);
+        git(&["add", "--all"]);
+        git(&[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "--quiet",
+            "-m",
+            "base",
+        ]);
+        let outcome = run(&fx.script(
+            r#"echo new > edit.txt && rm gone.txt && mv dir moved && mkdir -p a/b
+               echo deep > a/b/file && ln -s /etc/passwd link && printf '#!/bin/sh\n' > tool
+               chmod 4755 tool && mkfifo pipe && echo done"#,
+            &[],
+        ))
+        .await;
+        assert_eq!(outcome.output_tail, "done\n");
+        let changes = outcome
+            .workspace_changes
+            .expect("the writes were merged back");
+        assert_eq!(changes.skipped, 1, "the FIFO stays behind: {changes:?}");
+        assert_eq!(
+            std::fs::read_to_string(ws.join("edit.txt")).expect("edit"),
+            "new\n"
+        );
+        assert!(!ws.join("gone.txt").exists() && !ws.join("dir").exists());
+        assert_eq!(
+            std::fs::read_to_string(ws.join("moved/kept")).expect("moved"),
+            "kept\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(ws.join("a/b/file")).expect("deep"),
+            "deep\n"
+        );
+        assert_eq!(
+            std::fs::read_link(ws.join("link")).expect("link"),
+            Path::new("/etc/passwd")
+        );
+        assert!(!ws.join("pipe").exists());
+        use std::os::unix::fs::MetadataExt;
+        let tool = std::fs::metadata(ws.join("tool")).expect("tool");
+        assert_eq!(tool.mode() & 0o7777, 0o755, "set-uid must not come back");
+        // SAFETY: a plain syscall.
+        let own_uid = unsafe { libc::geteuid() };
+        for path in ["edit.txt", "moved/kept", "a/b/file", "tool"] {
+            assert_eq!(
+                std::fs::metadata(ws.join(path)).expect("meta").uid(),
+                own_uid,
+                "{path}"
+            );
+        }
+        // The host's git works on it as on any of its own checkouts.
+        git(&["add", "--all"]);
+        git(&[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "--quiet",
+            "-m",
+            "agent",
+        ]);
     })
     .await;
 }

@@ -33,10 +33,16 @@ pub fn from_record(record: &TaskRecord) -> Vec<PolicyDecision> {
     };
     match task.status {
         TaskStatus::Merged => decisions.push(ending("merge", "merged")),
+        // Approved under a merge policy that leaves the merge to a person.
+        TaskStatus::Approved => decisions.push(ending("merge_policy", "not_merged")),
         TaskStatus::Cancelled => decisions.push(ending("cancel", "cancelled")),
         TaskStatus::Failed => decisions.push(ending("failure", "failed")),
         TaskStatus::Incomplete => {
-            let rule = task.reason.as_deref().and_then(stop_rule).unwrap_or("stop_rule");
+            let rule = task
+                .reason
+                .as_deref()
+                .and_then(stop_rule)
+                .unwrap_or("stop_rule");
             decisions.push(ending(rule, "stop"));
         }
         // A rejection is the gate's decision, listed above.
@@ -108,7 +114,10 @@ mod tests {
         ));
         assert_eq!(
             rules(&incomplete),
-            [("review_gate", 1, "request_changes"), ("round_limit", 2, "stop")]
+            [
+                ("review_gate", 1, "request_changes"),
+                ("round_limit", 2, "stop")
+            ]
         );
         assert_eq!(incomplete[0].detail.as_deref(), Some("by bob: more tests"));
 

@@ -18,8 +18,7 @@ pub const AD_HOC: &str = "ad-hoc";
 
 /// Seconds, from a quick store write to a day-long review.
 const DURATION_BUCKETS: [f64; 14] = [
-    0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 43200.0,
-    86400.0,
+    0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 43200.0, 86400.0,
 ];
 const REVIEW_WAIT_BUCKETS: [f64; 10] = [
     60.0, 300.0, 900.0, 1800.0, 3600.0, 14400.0, 43200.0, 86400.0, 259200.0, 604800.0,
@@ -46,8 +45,11 @@ pub fn render(tasks: &[TaskFacts], events: &[TaskEvent]) -> Result<String, prome
         &["status"],
     )?;
     let rounds = HistogramVec::new(
-        HistogramOpts::new("errand_task_rounds", "Rounds per finished task, by playbook")
-            .buckets(ROUND_BUCKETS.to_vec()),
+        HistogramOpts::new(
+            "errand_task_rounds",
+            "Rounds per finished task, by playbook",
+        )
+        .buckets(ROUND_BUCKETS.to_vec()),
         &["playbook"],
     )?;
     let steps = HistogramVec::new(

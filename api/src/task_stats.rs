@@ -43,7 +43,9 @@ fn group(
 ) -> StatsGroup {
     let mut by_status = BTreeMap::new();
     for task in tasks {
-        *by_status.entry(task.status.as_str().to_string()).or_insert(0) += 1;
+        *by_status
+            .entry(task.status.as_str().to_string())
+            .or_insert(0) += 1;
     }
     let finished = tasks.iter().filter(|t| t.status.is_final()).count() as u64;
     let merged = tasks
@@ -132,17 +134,29 @@ mod tests {
         assert_eq!(overall.by_status["merged"], 2);
         assert_eq!(overall.by_status["running_agent"], 1);
 
-        let groups: Vec<_> = stats.by_playbook.iter().map(|g| g.playbook.as_deref()).collect();
+        let groups: Vec<_> = stats
+            .by_playbook
+            .iter()
+            .map(|g| g.playbook.as_deref())
+            .collect();
         assert_eq!(groups, [None, Some("fix")]);
         let ad_hoc = &stats.by_playbook[0];
         assert_eq!((ad_hoc.tasks, ad_hoc.merged_share), (2, Some(0.5)));
         assert_eq!(ad_hoc.median_time_to_first_output_ms, Some(2000));
-        assert_eq!(stats.by_playbook[1].median_time_to_first_output_ms, Some(500));
+        assert_eq!(
+            stats.by_playbook[1].median_time_to_first_output_ms,
+            Some(500)
+        );
     }
 
     #[test]
     fn nothing_to_count_is_null_not_zero() {
-        let stats = summarize(None, at(0), &[task("d", TaskStatus::Admitted, None)], &HashMap::new());
+        let stats = summarize(
+            None,
+            at(0),
+            &[task("d", TaskStatus::Admitted, None)],
+            &HashMap::new(),
+        );
         assert_eq!(stats.overall.merged_share, None);
         assert_eq!(stats.overall.median_time_to_first_output_ms, None);
         assert_eq!(median(vec![3, 1, 2]), Some(2));

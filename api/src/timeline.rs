@@ -138,10 +138,11 @@ impl Projection {
             }
             Attributes::TimerStartedEventAttributes(a) => {
                 let secs = a.start_to_fire_timeout.as_ref().map_or(0, |d| d.seconds);
+                let after = seconds(u64::try_from(secs).unwrap_or(0));
                 let summary = if self.recorded_status.as_deref() == Some("awaiting_review") {
-                    format!("review deadline in {secs}s")
+                    format!("review deadline in {after}")
                 } else {
-                    format!("fires in {secs}s")
+                    format!("fires in {after}")
                 };
                 let index = self.push(StepKind::Timer, "timer", at, Some(summary));
                 self.steps[index].outcome = StepOutcome::Running;
@@ -227,9 +228,12 @@ impl Projection {
             }
             step.attempts = u32::try_from(info.attempt).unwrap_or(1).max(1);
             step.retry_cause = info.last_failure.as_ref().map(failure_chain);
-            let started = [PendingActivityState::Started, PendingActivityState::CancelRequested]
-                .map(|s| s as i32)
-                .contains(&info.state);
+            let started = [
+                PendingActivityState::Started,
+                PendingActivityState::CancelRequested,
+            ]
+            .map(|s| s as i32)
+            .contains(&info.state);
             step.outcome = if started {
                 StepOutcome::Running
             } else {
@@ -282,7 +286,11 @@ impl Projection {
     }
 
     fn end_timer(&mut self, timer_id: &str, outcome: StepOutcome, at: Option<DateTime<Utc>>) {
-        if let Some(step) = self.timers.get(timer_id).and_then(|&i| self.steps.get_mut(i)) {
+        if let Some(step) = self
+            .timers
+            .get(timer_id)
+            .and_then(|&i| self.steps.get_mut(i))
+        {
             step.outcome = outcome;
             end(step, at);
         }
@@ -297,6 +305,26 @@ impl Projection {
 fn end(step: &mut HistoryStep, at: Option<DateTime<Utc>>) {
     step.ended_at = at;
     step.duration_ms = millis_between(step.started_at, at);
+}
+
+/// `45s`, `30m`, `7d`, `1d2h`: the largest units, two at most.
+fn seconds(secs: u64) -> String {
+    let units = [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")];
+    let mut parts = Vec::new();
+    let mut rest = secs;
+    for (size, unit) in units {
+        if rest >= size && parts.len() < 2 {
+            parts.push(format!("{}{unit}", rest / size));
+            rest %= size;
+        } else if !parts.is_empty() {
+            break;
+        }
+    }
+    if parts.is_empty() {
+        "0s".to_string()
+    } else {
+        parts.concat()
+    }
 }
 
 fn millis_between(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Option<u64> {

@@ -9,9 +9,10 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::api_client::ApiClient;
-use crate::commands::is_final;
 use crate::sse::SseReader;
 
+/// The API's last message on a task's stream once the task has ended.
+const END_EVENT: &str = "end";
 /// Reconnections after the stream broke before the task ended.
 const RECONNECTS: u32 = 5;
 const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
@@ -26,6 +27,7 @@ pub async fn logs(api: &ApiClient, id: &str, follow: bool) -> anyhow::Result<()>
             .map(|t| t.with_timezone(&Utc)),
         step: task["status"].as_str().unwrap_or("?").to_string(),
         round: task["round"].as_u64().unwrap_or(0),
+        ended: false,
         shown: false,
         enabled: std::io::stdout().is_terminal(),
     };
@@ -47,6 +49,10 @@ pub async fn logs(api: &ApiClient, id: &str, follow: bool) -> anyhow::Result<()>
                         break;
                     };
                     for event in reader.push(&chunk) {
+                        if event.event == END_EVENT {
+                            progress.clear();
+                            return Ok(());
+                        }
                         last_id = event.id.clone().or(last_id);
                         let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
                         progress.clear();
@@ -54,11 +60,10 @@ pub async fn logs(api: &ApiClient, id: &str, follow: bool) -> anyhow::Result<()>
                             println!("{line}");
                         }
                         if event.event == "status" {
-                            progress.step = data["data"]["status"].as_str().unwrap_or("?").to_string();
-                            progress.round = data["data"]["round"].as_u64().unwrap_or(progress.round);
-                        }
-                        if event.event == "status" && is_final(&progress.step) {
-                            return Ok(());
+                            let status = &data["data"];
+                            progress.step = status["status"].as_str().unwrap_or("?").to_string();
+                            progress.round = status["round"].as_u64().unwrap_or(progress.round);
+                            progress.ended = status["final"] == true;
                         }
                         progress.show();
                     }
@@ -70,13 +75,7 @@ pub async fn logs(api: &ApiClient, id: &str, follow: bool) -> anyhow::Result<()>
         if !follow {
             return Ok(());
         }
-        // The server ends a follow after the final status event, or at once for a task that
-        // ended before it had events; anything else was a break.
-        let task = api.get(&format!("/v1/tasks/{id}")).await?;
-        if let Some(status) = task["status"].as_str().filter(|s| is_final(s)) {
-            println!("task {id} ended {status}");
-            return Ok(());
-        }
+        // A followed stream closes with `end` once the task has ended: this one broke.
         reconnects += 1;
         anyhow::ensure!(
             reconnects <= RECONNECTS,
@@ -88,13 +87,19 @@ pub async fn logs(api: &ApiClient, id: &str, follow: bool) -> anyhow::Result<()>
 
 /// One line per event; None for kinds this version does not know.
 fn describe(kind: &str, event: &Value) -> Option<String> {
-    let at = event["at"].as_str().and_then(|t| t.get(11..19)).unwrap_or("--:--:--");
+    let at = event["at"]
+        .as_str()
+        .and_then(|t| t.get(11..19))
+        .unwrap_or("--:--:--");
     let data = &event["data"];
     let round = data["round"].as_u64().unwrap_or(0);
     let text = |key: &str| data[key].as_str().unwrap_or("");
     let line = match kind {
         "status" => {
-            let reason = data["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default();
+            let reason = data["reason"]
+                .as_str()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
             format!("{} (round {round}){reason}", text("status"))
         }
         "agent_output" => format!("  agent | {}", text("line")),
@@ -122,8 +127,15 @@ fn describe(kind: &str, event: &Value) -> Option<String> {
             text("commit").get(..10).unwrap_or(text("commit"))
         ),
         "review" => {
-            let comment = data["comment"].as_str().map(|c| format!(": {c}")).unwrap_or_default();
-            format!("review: {} by {}{comment}", text("decision"), text("reviewer"))
+            let comment = data["comment"]
+                .as_str()
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default();
+            format!(
+                "review: {} by {}{comment}",
+                text("decision"),
+                text("reviewer")
+            )
         }
         _ => return None,
     };
@@ -135,13 +147,15 @@ struct Progress {
     started: Option<DateTime<Utc>>,
     step: String,
     round: u64,
+    /// The task reached a final status: nothing to show progress of.
+    ended: bool,
     shown: bool,
     enabled: bool,
 }
 
 impl Progress {
     fn show(&mut self) {
-        if !self.enabled || is_final(&self.step) {
+        if !self.enabled || self.ended {
             return;
         }
         let elapsed = self
@@ -177,11 +191,26 @@ mod tests {
     fn each_kind_reads_as_one_line() {
         let at = "2026-11-21T14:39:20.1Z";
         let cases = [
-            ("status", json!({"status": "incomplete", "round": 2, "reason": "round_limit: x"}), "14:39:20  incomplete (round 2): round_limit: x"),
-            ("agent_output", json!({"round": 1, "line": "compiling"}), "14:39:20    agent | compiling"),
-            ("checks", json!({"round": 1, "checks": [{"command": "sh test.sh", "passed": false}, {"command": "true", "passed": true}]}),
-                "14:39:20  checks of round 1: 1/2 passed; failing: sh test.sh"),
-            ("review", json!({"round": 1, "decision": "approve", "reviewer": "bob", "comment": null}), "14:39:20  review: approve by bob"),
+            (
+                "status",
+                json!({"status": "incomplete", "round": 2, "reason": "round_limit: x"}),
+                "14:39:20  incomplete (round 2): round_limit: x",
+            ),
+            (
+                "agent_output",
+                json!({"round": 1, "line": "compiling"}),
+                "14:39:20    agent | compiling",
+            ),
+            (
+                "checks",
+                json!({"round": 1, "checks": [{"command": "sh test.sh", "passed": false}, {"command": "true", "passed": true}]}),
+                "14:39:20  checks of round 1: 1/2 passed; failing: sh test.sh",
+            ),
+            (
+                "review",
+                json!({"round": 1, "decision": "approve", "reviewer": "bob", "comment": null}),
+                "14:39:20  review: approve by bob",
+            ),
         ];
         for (kind, data, want) in cases {
             let event = json!({"id": 1, "at": at, "kind": kind, "data": data});

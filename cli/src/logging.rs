@@ -15,12 +15,17 @@ pub enum LogFormat {
 
 /// Installs the global subscriber; call once, first thing.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("ERRAND_LOG").unwrap_or_else(|_| "warn,errand=info".into());
+    let filter =
+        EnvFilter::try_from_env("ERRAND_LOG").unwrap_or_else(|_| "warn,errand=info".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().with_current_span(true).with_span_list(true).init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
     }
 }

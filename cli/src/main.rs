@@ -2,11 +2,14 @@
 //! client subcommands of the REST API.
 
 mod api_client;
+mod bench;
 mod commands;
 mod demo;
+mod doctor;
 mod follow;
 mod history;
 mod logging;
+mod playbook;
 mod serve;
 mod settings;
 mod sse;
@@ -103,11 +106,24 @@ enum Commands {
         #[arg(short, long)]
         follow: bool,
     },
+    /// Playbooks: list and show the API's, validate files
+    #[command(subcommand)]
+    Playbook(playbook::PlaybookCommand),
     /// Write a task's Temporal history (SDK JSON) to a file, for replay tests
     ExportHistory {
         id: String,
         #[arg(long)]
         out: std::path::PathBuf,
+    },
+    /// Report what this host supports for the sandbox; fails if tasks could not run here
+    Doctor,
+    /// Measure Errand on this machine (e.g. `bench sandbox`) and record it in BENCHMARKS.md
+    Bench(bench::BenchArgs),
+    /// The in-sandbox shim (Landlock, egress bridge): run by the sandbox, never by hand
+    #[command(hide = true)]
+    SandboxShim {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<std::ffi::OsString>,
     },
 }
 
@@ -134,8 +150,15 @@ async fn main() -> anyhow::Result<()> {
         Commands::Cancel { id } => commands::cancel(&api, &id).await,
         Commands::History { id, json } => timeline::history(&api, &id, json).await,
         Commands::Logs { id, follow } => follow::logs(&api, &id, follow).await,
+        Commands::Playbook(command) => {
+            let dir = Settings::load(&cli.overrides, None)?.playbooks_dir;
+            playbook::run(&api, &dir, command).await
+        }
         Commands::ExportHistory { id, out } => {
             history::export(&Settings::load(&cli.overrides, None)?, &id, &out).await
         }
+        Commands::Doctor => doctor::doctor().await,
+        Commands::Bench(args) => bench::bench(args).await,
+        Commands::SandboxShim { args } => activities::sandbox::shim::run_and_exit(args),
     }
 }

@@ -78,8 +78,16 @@ mod tests {
             assert_eq!(
                 events,
                 [
-                    SseEvent { id: Some("7".into()), event: "status".into(), data: r#"{"a":1}"#.into() },
-                    SseEvent { id: Some("8".into()), event: "message".into(), data: "one\ntwo".into() },
+                    SseEvent {
+                        id: Some("7".into()),
+                        event: "status".into(),
+                        data: r#"{"a":1}"#.into()
+                    },
+                    SseEvent {
+                        id: Some("8".into()),
+                        event: "message".into(),
+                        data: "one\ntwo".into()
+                    },
                 ],
                 "chunks of {size}"
             );

@@ -47,8 +47,14 @@ pub fn render(history: &Value, colours: bool) -> String {
     for step in history["steps"].as_array().into_iter().flatten() {
         let outcome = text(&step["outcome"]);
         let attempts = step["attempts"].as_u64().unwrap_or(1);
-        let started = step["started_at"].as_str().and_then(|t| t.get(11..19)).unwrap_or("");
-        let took = step["duration_ms"].as_u64().map(duration).unwrap_or_default();
+        let started = step["started_at"]
+            .as_str()
+            .and_then(|t| t.get(11..19))
+            .unwrap_or("");
+        let took = step["duration_ms"]
+            .as_u64()
+            .map(duration)
+            .unwrap_or_default();
         let tries = format!("{attempts:>5}");
         let line = format!(
             "{:>3}  {:<14} {:>5}  {} {:<8} {:>8} {}  {}\n",
@@ -58,7 +64,11 @@ pub fn render(history: &Value, colours: bool) -> String {
             paint.outcome(&format!("{outcome:<10}")),
             started,
             took,
-            if attempts > 1 { paint.yellow(&tries) } else { tries },
+            if attempts > 1 {
+                paint.yellow(&tries)
+            } else {
+                tries
+            },
             text(&step["summary"]),
         );
         // Status bookkeeping is quieter than the steps that do the work.
@@ -74,7 +84,10 @@ pub fn render(history: &Value, colours: bool) -> String {
             out.push_str(&paint.red(&format!("{:>21}{outcome}: {failure}\n", "")));
         }
     }
-    let decisions = history["policy_decisions"].as_array().cloned().unwrap_or_default();
+    let decisions = history["policy_decisions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     if !decisions.is_empty() {
         out.push_str("\npolicy decisions\n");
         for d in &decisions {
@@ -166,10 +179,19 @@ mod tests {
     fn a_plain_table_without_colours() {
         let text = render(&history(), false);
         assert!(!text.contains('\x1b'), "{text}");
-        assert!(text.starts_with("task t-1  merged (round 1)  workflow completed in 1m05s\n"), "{text}");
+        assert!(
+            text.starts_with("task t-1  merged (round 1)  workflow completed in 1m05s\n"),
+            "{text}"
+        );
         assert!(text.contains("  1  admit              0  completed  14:39:20     37ms     1  requested by alice\n"), "{text}");
-        assert!(text.contains("retried after: activity Heartbeat timeout"), "{text}");
-        assert!(text.contains("  round 1   merge           merged           approved by bob"), "{text}");
+        assert!(
+            text.contains("retried after: activity Heartbeat timeout"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  round 1   merge           merged           approved by bob"),
+            "{text}"
+        );
         assert!(text.contains("raw history: http://ui/"), "{text}");
     }
 

@@ -18,7 +18,11 @@ use crate::{Store, StoreError};
 
 impl Store {
     /// Appends an event to an admitted task (the worker's agent output goes this way).
-    pub async fn append_event(&self, task_id: &str, data: &TaskEventData) -> Result<(), StoreError> {
+    pub async fn append_event(
+        &self,
+        task_id: &str,
+        data: &TaskEventData,
+    ) -> Result<(), StoreError> {
         append(&self.db, task_id, data).await
     }
 
@@ -56,7 +60,9 @@ impl Store {
             .into_tuple()
             .one(&self.db)
             .await
-            .map_err(StoreError::query(|| format!("read the status of task {task_id}")))?;
+            .map_err(StoreError::query(|| {
+                format!("read the status of task {task_id}")
+            }))?;
         status
             .map(|status| status_from_db(task_id, &status))
             .transpose()

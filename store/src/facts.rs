@@ -89,7 +89,9 @@ impl Store {
             .order_by_asc(task_event::Column::Id)
             .all(&self.db)
             .await
-            .map_err(StoreError::query(|| format!("read the {} events", names.join("/"))))?;
+            .map_err(StoreError::query(|| {
+                format!("read the {} events", names.join("/"))
+            }))?;
         let mut events = Vec::with_capacity(models.len());
         for model in models {
             events.extend(TaskEvent::from_model(model)?);
@@ -106,7 +108,10 @@ impl Store {
         // Ids, not times, are aggregated: an integer reads back the same on every backend.
         let first_ids: Vec<i64> = task_event::Entity::find()
             .select_only()
-            .column_as(Expr::from(Func::min(Expr::col(task_event::Column::Id))), "first_id")
+            .column_as(
+                Expr::from(Func::min(Expr::col(task_event::Column::Id))),
+                "first_id",
+            )
             .filter(task_event::Column::Kind.eq(kind.as_str()))
             .group_by(task_event::Column::TaskId)
             .into_tuple()

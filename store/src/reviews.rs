@@ -19,12 +19,7 @@ impl Store {
     /// and it stays one row. Appends a `review_requested` event unless a retry repeats it.
     pub async fn open_review(&self, request: &ReviewRequest) -> Result<(), StoreError> {
         let task_id = request.task_id.as_str();
-        let action = || {
-            format!(
-                "open the review of task {task_id} round {}",
-                request.round
-            )
-        };
+        let action = || format!("open the review of task {task_id} round {}", request.round);
         let at = now();
         let row = review_request::ActiveModel {
             task_id: Set(task_id.to_string()),
@@ -64,12 +59,7 @@ impl Store {
     /// with its `review` event.
     pub async fn record_review(&self, record: &ReviewRecord) -> Result<(), StoreError> {
         let task_id = record.task_id.as_str();
-        let action = || {
-            format!(
-                "record the review of task {task_id} round {}",
-                record.round
-            )
-        };
+        let action = || format!("record the review of task {task_id} round {}", record.round);
         let decision = &record.decision;
         let row = review_decision::ActiveModel {
             id: NotSet,

@@ -192,7 +192,11 @@ async fn status_changes_append_one_event_each(url: &str) {
         ]
     );
     let events = all_events(&store, "t1").await;
-    assert!(events.windows(2).all(|w| w[0].id < w[1].id && w[0].at <= w[1].at));
+    assert!(
+        events
+            .windows(2)
+            .all(|w| w[0].id < w[1].id && w[0].at <= w[1].at)
+    );
     assert!(events.iter().all(|e| e.task_id == "t1"));
 
     let err = store
@@ -294,13 +298,16 @@ async fn events_are_read_after_an_id_per_task(url: &str) {
     let after = all[2].id;
     let page = store.events_since("t1", after, 2).await.unwrap();
     assert_eq!(page, all[3..5].to_vec());
-    let rest = store
-        .events_since("t1", page[1].id, 100)
-        .await
-        .unwrap();
+    let rest = store.events_since("t1", page[1].id, 100).await.unwrap();
     assert_eq!(rest, all[5..].to_vec());
     let last = all.last().unwrap().id;
-    assert!(store.events_since("t1", last, 100).await.unwrap().is_empty());
+    assert!(
+        store
+            .events_since("t1", last, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(all[5].data, output(1, "line 4"));
 }
 
@@ -340,14 +347,20 @@ async fn events_of_unknown_tasks_and_kinds(url: &str) {
 async fn facts_for_metrics_and_statistics(url: &str) {
     let store = connect(url).await;
     let before = Utc::now() - Duration::seconds(1);
-    store.admit(&spec("t1", Some("fix-failing-test"))).await.unwrap();
+    store
+        .admit(&spec("t1", Some("fix-failing-test")))
+        .await
+        .unwrap();
     store.admit(&spec("t2", None)).await.unwrap();
     store
         .set_status("t1", TaskStatus::RunningAgent, 2, None)
         .await
         .unwrap();
     store.append_event("t1", &output(2, "first")).await.unwrap();
-    store.append_event("t1", &output(2, "second")).await.unwrap();
+    store
+        .append_event("t1", &output(2, "second"))
+        .await
+        .unwrap();
     store
         .finish(&finish("t1", TaskStatus::Merged))
         .await
@@ -365,8 +378,20 @@ async fn facts_for_metrics_and_statistics(url: &str) {
         store.task_facts(Some(before), Some(later)).await.unwrap(),
         facts
     );
-    assert!(store.task_facts(Some(later), None).await.unwrap().is_empty());
-    assert!(store.task_facts(None, Some(before)).await.unwrap().is_empty());
+    assert!(
+        store
+            .task_facts(Some(later), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .task_facts(None, Some(before))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let statuses = store.events_of_kinds(&[EventKind::Status]).await.unwrap();
     assert_eq!(statuses.len(), 4, "two admitted, running, merged");

@@ -305,7 +305,7 @@ impl Errand {
             }
             let is_final = matches!(
                 status,
-                "merged" | "closed" | "incomplete" | "cancelled" | "failed"
+                "merged" | "approved" | "closed" | "incomplete" | "cancelled" | "failed"
             );
             ensure!(
                 !is_final,
@@ -442,6 +442,30 @@ impl Remote {
         Ok(Remote { dir })
     }
 
+    /// A bare repository seeded with everything in `examples/<name>` (dotfiles included).
+    pub fn example(name: &str) -> anyhow::Result<Remote> {
+        let dir = tempfile::tempdir()?;
+        let seed = dir.path().join("seed");
+        copy_tree(&repo_root().join("examples").join(name), &seed)?;
+        git(&seed, &["init", "-q", "-b", "main"])?;
+        git(&seed, &["add", "."])?;
+        git(
+            &seed,
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "-q",
+                "-m",
+                "seed",
+            ],
+        )?;
+        git(dir.path(), &["clone", "-q", "--bare", "seed", "remote.git"])?;
+        Ok(Remote { dir })
+    }
+
     pub fn path(&self) -> PathBuf {
         self.dir.path().join("remote.git")
     }
@@ -491,6 +515,29 @@ pub fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// A shipped scripted agent, `examples/agents/<name>`.
+pub fn example_agent(name: &str) -> String {
+    repo_root()
+        .join("examples/agents")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 /// Writes an agent script (sh) to a temporary directory and returns its path.

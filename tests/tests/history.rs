@@ -47,15 +47,23 @@ async fn a_task_reads_as_timeline_events_report_and_metrics() -> anyhow::Result<
     let mut seen: Vec<(&str, String)> = Vec::new();
 
     // Under review, the report is the review request's draft.
-    let draft = errand.get_raw(&format!("/v1/tasks/{id}/report"), &[]).await?;
+    let draft = errand
+        .get_raw(&format!("/v1/tasks/{id}/report"), &[])
+        .await?;
     assert_eq!(draft.status(), 200);
     assert_eq!(draft.headers()["errand-report"], "draft");
-    assert!(draft.headers()["content-type"].to_str()?.starts_with("text/markdown"));
+    assert!(
+        draft.headers()["content-type"]
+            .to_str()?
+            .starts_with("text/markdown")
+    );
     seen.push(("draft report", draft.text().await?));
 
     // A follower that starts now gets everything so far, then waits for the rest.
     let follower = {
-        let response = errand.get_raw(&format!("/v1/tasks/{id}/events"), &[]).await?;
+        let response = errand
+            .get_raw(&format!("/v1/tasks/{id}/events"), &[])
+            .await?;
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["content-type"], "text/event-stream");
         tokio::spawn(async move { response.text().await })
@@ -65,7 +73,13 @@ async fn a_task_reads_as_timeline_events_report_and_metrics() -> anyhow::Result<
     errand.wait_for_status(&id, "merged", RUN).await?;
     let stream = tokio::time::timeout(RUN, follower).await???;
     seen.push(("live events", stream.clone()));
-    let events = server_sent_events(&stream);
+    let mut events = server_sent_events(&stream);
+    // Once the task has ended, `end` closes the stream.
+    let end = events.pop().unwrap();
+    assert_eq!(
+        (end.kind.as_str(), &end.data["status"]),
+        ("end", &Value::from("merged"))
+    );
 
     let statuses: Vec<&str> = events
         .iter()
@@ -74,9 +88,21 @@ async fn a_task_reads_as_timeline_events_report_and_metrics() -> anyhow::Result<
         .collect();
     assert_eq!(
         statuses,
-        ["admitted", "provisioning", "running_agent", "verifying", "pushing", "awaiting_review", "merged"]
+        [
+            "admitted",
+            "provisioning",
+            "running_agent",
+            "verifying",
+            "pushing",
+            "awaiting_review",
+            "merged"
+        ]
     );
-    assert_eq!(events.last().unwrap().kind, "status", "the final status ends the stream");
+    let last = events.last().unwrap();
+    assert_eq!(
+        (last.kind.as_str(), &last.data["data"]["final"]),
+        ("status", &Value::Bool(true))
+    );
     assert!(events.windows(2).all(|w| w[0].id < w[1].id), "ids grow");
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     for kind in ["agent_output", "checks", "review_requested", "review"] {
@@ -93,18 +119,27 @@ async fn a_task_reads_as_timeline_events_report_and_metrics() -> anyhow::Result<
         .map(|e| e.data["data"]["line"].as_str().unwrap())
         .collect();
     assert!(
-        lines.iter().any(|l| l.contains("done with [redacted] [redacted]")),
+        lines
+            .iter()
+            .any(|l| l.contains("done with [redacted] [redacted]")),
         "{lines:?}"
     );
 
     // Resuming after an event gives exactly the events after it.
     let after = events[2].id.to_string();
     let resumed = errand
-        .get_raw(&format!("/v1/tasks/{id}/events"), &[("Last-Event-ID", &after)])
+        .get_raw(
+            &format!("/v1/tasks/{id}/events"),
+            &[("Last-Event-ID", &after)],
+        )
         .await?
         .text()
         .await?;
-    let resumed_ids: Vec<i64> = server_sent_events(&resumed).iter().map(|e| e.id).collect();
+    let resumed_ids: Vec<i64> = server_sent_events(&resumed)
+        .iter()
+        .filter(|e| e.kind != "end")
+        .map(|e| e.id)
+        .collect();
     let want: Vec<i64> = events[3..].iter().map(|e| e.id).collect();
     assert_eq!(resumed_ids, want);
 
@@ -118,8 +153,23 @@ async fn a_task_reads_as_timeline_events_report_and_metrics() -> anyhow::Result<
     let steps = history["steps"].as_array().unwrap();
     let names: Vec<&str> = steps.iter().map(|s| s["step"].as_str().unwrap()).collect();
     let mut rest = names.iter();
-    for want in ["admit", "provision", "run_agent", "verify", "push", "open_review", "timer", "review", "record_review", "merge", "finish"] {
-        assert!(rest.any(|n| *n == want), "{want} missing or out of order in {names:?}");
+    for want in [
+        "admit",
+        "provision",
+        "run_agent",
+        "verify",
+        "push",
+        "open_review",
+        "timer",
+        "review",
+        "record_review",
+        "merge",
+        "finish",
+    ] {
+        assert!(
+            rest.any(|n| *n == want),
+            "{want} missing or out of order in {names:?}"
+        );
     }
     for step in steps {
         assert!(step["attempts"].as_u64().unwrap() >= 1, "{step}");
@@ -130,7 +180,10 @@ async fn a_task_reads_as_timeline_events_report_and_metrics() -> anyhow::Result<
     }
     let agent_step = steps.iter().find(|s| s["step"] == "run_agent").unwrap();
     assert_eq!(agent_step["round"], 1);
-    assert!(agent_step["duration_ms"].as_u64().unwrap() >= 3000, "{agent_step}");
+    assert!(
+        agent_step["duration_ms"].as_u64().unwrap() >= 3000,
+        "{agent_step}"
+    );
     let rules: Vec<(&str, &str)> = history["policy_decisions"]
         .as_array()
         .unwrap()
@@ -140,11 +193,16 @@ async fn a_task_reads_as_timeline_events_report_and_metrics() -> anyhow::Result<
     assert_eq!(rules, [("review_gate", "approve"), ("merge", "merged")]);
 
     // The final report.
-    let report = errand.get_raw(&format!("/v1/tasks/{id}/report"), &[]).await?;
+    let report = errand
+        .get_raw(&format!("/v1/tasks/{id}/report"), &[])
+        .await?;
     assert_eq!(report.status(), 200);
     assert_eq!(report.headers()["errand-report"], "final");
     let report = report.text().await?;
-    assert!(report.starts_with(&format!("# Errand task `{id}`: merged")), "{report}");
+    assert!(
+        report.starts_with(&format!("# Errand task `{id}`: merged")),
+        "{report}"
+    );
     seen.push(("report", report));
 
     // Metrics and statistics.
@@ -155,23 +213,44 @@ async fn a_task_reads_as_timeline_events_report_and_metrics() -> anyhow::Result<
         r#"errand_task_rounds_count{playbook="ad-hoc"} 1"#,
         "errand_review_wait_seconds_count 1",
     ] {
-        assert!(metrics.lines().any(|l| l == line), "no {line} in\n{metrics}");
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line} in\n{metrics}"
+        );
     }
-    assert!(metrics.contains(r#"errand_step_duration_seconds_count{step="running_agent"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"errand_step_duration_seconds_count{step="running_agent"} 1"#),
+        "{metrics}"
+    );
     let (status, stats) = errand.call("GET", "/v1/stats", None, None).await?;
     assert_eq!(status, 200, "{stats}");
     assert_eq!(stats["overall"]["tasks"], 1);
     assert_eq!(stats["overall"]["merged_share"], 1.0);
-    assert!(stats["overall"]["median_time_to_first_output_ms"].is_u64(), "{stats}");
+    assert!(
+        stats["overall"]["median_time_to_first_output_ms"].is_u64(),
+        "{stats}"
+    );
 
     // The CLI's views.
     let table = cli(&errand, &["history", &id])?;
-    assert!(table.contains("run_agent") && table.contains("merge"), "{table}");
-    assert!(!table.contains('\x1b'), "no colours off a terminal: {table}");
+    assert!(
+        table.contains("run_agent") && table.contains("merge"),
+        "{table}"
+    );
+    assert!(
+        !table.contains('\x1b'),
+        "no colours off a terminal: {table}"
+    );
     let logs = cli(&errand, &["logs", &id])?;
-    assert!(logs.contains("merged (round 1)") && logs.contains("agent |"), "{logs}");
+    assert!(
+        logs.contains("merged (round 1)") && logs.contains("agent |"),
+        "{logs}"
+    );
     let followed = cli(&errand, &["logs", "-f", &id])?;
-    assert_eq!(followed, logs, "following a finished task prints the same and ends");
+    assert_eq!(
+        followed, logs,
+        "following a finished task prints the same and ends"
+    );
     seen.extend([("cli history", table), ("cli logs", logs)]);
 
     // The task as the API shows it, and the raw Temporal history, payloads decoded.
@@ -189,7 +268,10 @@ async fn a_task_reads_as_timeline_events_report_and_metrics() -> anyhow::Result<
 
     for (what, text) in &seen {
         for secret in [ENV_SECRET, SHAPED_TOKEN] {
-            assert!(!text.contains(secret), "{what} shows the planted secret {secret}:\n{text}");
+            assert!(
+                !text.contains(secret),
+                "{what} shows the planted secret {secret}:\n{text}"
+            );
         }
     }
     Ok(())
@@ -246,7 +328,13 @@ fn cli(errand: &Errand, args: &[&str]) -> anyhow::Result<String> {
 fn raw_history(errand: &Errand, id: &str) -> anyhow::Result<String> {
     let file = errand.data_dir.path().join("raw-history.json");
     let status = Command::new(errand_bin())
-        .args(["export-history", id, "--temporal-address", &errand.temporal_address, "--out"])
+        .args([
+            "export-history",
+            id,
+            "--temporal-address",
+            &errand.temporal_address,
+            "--out",
+        ])
         .arg(&file)
         .env("ERRAND_LOG", "warn")
         .status()?;

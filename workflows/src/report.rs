@@ -3,7 +3,9 @@
 
 use std::fmt::Write;
 
-use crate::contracts::{AgentExit, AgentRun, ChangeStatus, CheckResult, DiffSummary, RedGreenProof};
+use crate::contracts::{
+    AgentExit, AgentRun, ChangeStatus, CheckResult, DiffSummary, RedGreenProof,
+};
 use crate::policy::Finding;
 use crate::policy::merge::MergeDecision;
 use crate::policy::red_green;
@@ -143,7 +145,10 @@ fn render_round(out: &mut String, r: &RoundSummary) {
         }
     }
     if let Some(proof) = &r.red_green {
-        let _ = writeln!(out, "\nRed->green proof (tests on the base commit, then on the result):\n");
+        let _ = writeln!(
+            out,
+            "\nRed->green proof (tests on the base commit, then on the result):\n"
+        );
         for line in red_green::describe(proof) {
             let _ = writeln!(out, "- {line}");
         }
@@ -249,7 +254,11 @@ mod tests {
         }
     }
 
-    fn report(status: TaskStatus, rounds: &[RoundSummary], merge: Option<&MergeDecision>) -> String {
+    fn report(
+        status: TaskStatus,
+        rounds: &[RoundSummary],
+        merge: Option<&MergeDecision>,
+    ) -> String {
         let spec = spec();
         Report {
             spec: &spec,
@@ -265,7 +274,11 @@ mod tests {
 
     #[test]
     fn incomplete_report_says_why_and_what_failed() {
-        let text = report(TaskStatus::Incomplete, &[round(vec![check(1, "expected 4, got 5\n")])], None);
+        let text = report(
+            TaskStatus::Incomplete,
+            &[round(vec![check(1, "expected 4, got 5\n")])],
+            None,
+        );
         assert!(text.contains("`t1`: incomplete"), "{text}");
         assert!(text.contains("**Reason:** round_limit"), "{text}");
         assert!(text.contains("- FAIL `sh test.sh`"), "{text}");
@@ -276,7 +289,11 @@ mod tests {
     #[test]
     fn findings_diff_proof_and_merge_decision_are_reported() {
         let mut r = round(vec![check(0, "")]);
-        r.findings = vec![Finding::new(FindingKind::TestSkipped, Some("test.sh"), "test.sh: adds a skip marker `exit 0`\nmore")];
+        r.findings = vec![Finding::new(
+            FindingKind::TestSkipped,
+            Some("test.sh"),
+            "test.sh: adds a skip marker `exit 0`\nmore",
+        )];
         r.diff = Some(DiffSummary {
             base_commit: "b".into(),
             files: vec![FileChange {
@@ -305,11 +322,31 @@ mod tests {
             rule: "review.merge: never".into(),
         };
         let text = report(TaskStatus::Incomplete, &[r], Some(&merge));
-        assert!(text.contains("- merge decision: review.merge: never"), "{text}");
-        assert!(text.contains("Diff against the base: 1 file(s), +2 -1"), "{text}");
-        assert!(text.contains("- renamed `tests/a.sh` -> `tests/b.sh` (+2 -1)"), "{text}");
-        assert!(text.contains("- **test_skipped**: test.sh: adds a skip marker `exit 0`\n"), "{text}");
-        assert!(text.contains("- proven `sh test.sh`: fails (exit 1) on base 0123456789ab, passes on the result"), "{text}");
-        assert!(text.contains("The last round still broke these rules"), "{text}");
+        assert!(
+            text.contains("- merge decision: review.merge: never"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Diff against the base: 1 file(s), +2 -1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("- renamed `tests/a.sh` -> `tests/b.sh` (+2 -1)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("- **test_skipped**: test.sh: adds a skip marker `exit 0`\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "- proven `sh test.sh`: fails (exit 1) on base 0123456789ab, passes on the result"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("The last round still broke these rules"),
+            "{text}"
+        );
     }
 }

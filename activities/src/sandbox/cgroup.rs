@@ -22,6 +22,11 @@ const GROUP_DIR: &str = "errand-sandbox";
 /// so that its cgroup may hand controllers to the run cgroups (the no-internal-process rule).
 const WORKER_LEAF: &str = "errand-worker";
 const CPU_PERIOD_US: u64 = 100_000;
+const OPTIONAL_FILES: &[&str] = &[
+    "memory.memsw.limit_in_bytes",
+    "memory.swappiness",
+    "memory.swap.max",
+];
 /// How long removing a run cgroup waits for killed processes to leave it.
 const EMPTY_BOUND: Duration = Duration::from_secs(5);
 
@@ -269,6 +274,8 @@ fn limit_writes(
                     "memory.memsw.limit_in_bytes",
                     limits.memory_bytes.to_string(),
                 ));
+                // Without swap accounting, at least keep the run's pages out of swap.
+                writes.push((c, "memory.swappiness", "0".to_owned()));
             }
             Controller::Pids => writes.push((c, "pids.max", limits.processes.to_string())),
             Controller::Cpu => {
@@ -325,7 +332,8 @@ impl RunCgroup {
             };
             let Some(dir) = dir else { continue };
             let path = dir.join(file);
-            if file == "memory.memsw.limit_in_bytes" && !path.exists() {
+            // Files some hosts lack (no swap accounting, no swap): those limits are moot there.
+            if OPTIONAL_FILES.contains(&file) && !path.exists() {
                 continue;
             }
             std::fs::write(&path, &value).map_err(io_error(&path))?;

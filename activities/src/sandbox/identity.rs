@@ -26,6 +26,13 @@ pub struct RunIdentity {
 }
 
 impl IdentityPool {
+    /// The pool of this process: every `Sandbox` in it draws from the same slots, so two
+    /// concurrent runs never share a uid (and so never share an RLIMIT_NPROC count).
+    pub fn process_wide() -> IdentityPool {
+        static POOL: std::sync::OnceLock<IdentityPool> = std::sync::OnceLock::new();
+        POOL.get_or_init(IdentityPool::default).clone()
+    }
+
     /// The lowest free slot, or None when `SANDBOX_ID_SLOTS` runs are already going.
     pub fn acquire(&self) -> Option<RunIdentity> {
         let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());

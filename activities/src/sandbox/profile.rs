@@ -25,6 +25,9 @@ const HOST_ETC: &[&str] = &[
     "/etc/ld.so.conf.d",
     "/etc/alternatives",
     "/etc/nsswitch.conf",
+    // Public CA certificates only (not /etc/ssl/private): TLS through the egress proxy needs
+    // them, and so does the errand binary when it runs as the shim.
+    "/etc/ssl/certs",
 ];
 
 /// Files generated for the sandbox, passed to bwrap as pipe fds (`--ro-bind-data`).

@@ -46,21 +46,23 @@ impl Shim {
         }
     }
 
-    /// Finds a shim for this process: the running executable when it is `errand`, else a
-    /// standalone shim next to it (or one directory up, where cargo puts binaries relative to
-    /// test executables).
+    /// Finds a shim for this process: a standalone shim next to the running executable (or
+    /// one directory up, where cargo puts binaries relative to test executables), which starts
+    /// faster than the whole `errand` binary; else the running executable when it is `errand`.
     pub fn locate() -> Option<Self> {
         let exe = std::env::current_exe().ok()?;
-        if exe.file_name().is_some_and(|name| name == "errand") {
-            return Some(Self::errand(exe));
-        }
         let dir = exe.parent()?;
-        [Some(dir), dir.parent()]
+        let standalone = [Some(dir), dir.parent()]
             .into_iter()
             .flatten()
             .map(|dir| dir.join(STANDALONE_NAME))
             .find(|candidate| is_file(candidate))
-            .map(Self::standalone)
+            .map(Self::standalone);
+        standalone.or_else(|| {
+            exe.file_name()
+                .is_some_and(|name| name == "errand")
+                .then(|| Self::errand(exe.clone()))
+        })
     }
 }
 
@@ -74,6 +76,17 @@ const BRIDGE_FD: RawFd = 3;
 /// command's own statuses).
 const SHIM_FAILED: u8 = 125;
 const NOT_RUNNABLE: u8 = 127;
+
+/// Runs the shim and ends the process (for a caller with nothing left to do after it).
+pub fn run_and_exit(args: Vec<OsString>) -> ! {
+    match run(args) {
+        Ok(never) => match never {},
+        Err(Failure { message, code }) => {
+            eprintln!("errand-sandbox-shim: {message}");
+            std::process::exit(i32::from(code))
+        }
+    }
+}
 
 /// The shim's entry point; `args` are its arguments after the selector (`run ...`).
 pub fn main(args: Vec<OsString>) -> ExitCode {

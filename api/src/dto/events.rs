@@ -22,11 +22,14 @@ pub struct TaskEventView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", content = "data", rename_all = "snake_case")]
 pub enum TaskEventBody {
-    /// The task moved to a status; a final status is the stream's last event.
+    /// The task moved to a status; after a final one only the stream's `end` follows.
     Status {
         status: TaskStatus,
         round: u32,
         reason: Option<String>,
+        /// The status is final: the task has ended.
+        #[serde(rename = "final")]
+        is_final: bool,
     },
     /// The agent's latest output line (bounded, secrets redacted), sent when it changes.
     AgentOutput {
@@ -76,11 +79,6 @@ impl TaskEventView {
             TaskEventBody::Review { .. } => "review",
         }
     }
-
-    /// A final status: nothing follows it.
-    pub fn ends_the_task(&self) -> bool {
-        matches!(self.body, TaskEventBody::Status { status, .. } if status.is_final())
-    }
 }
 
 impl From<TaskEvent> for TaskEventView {
@@ -91,6 +89,7 @@ impl From<TaskEvent> for TaskEventView {
                 round,
                 reason,
             } => TaskEventBody::Status {
+                is_final: status.is_final(),
                 status,
                 round,
                 reason,

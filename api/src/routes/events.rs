@@ -12,6 +12,7 @@ use futures::Stream;
 use serde::Deserialize;
 use store::Store;
 use utoipa::IntoParams;
+use workflows::TaskStatus;
 
 use crate::SharedState;
 use crate::dto::TaskEventView;
@@ -22,6 +23,9 @@ use crate::extract::{ApiPath, ApiQuery};
 const POLL_EVERY: Duration = Duration::from_millis(500);
 /// Events read per query.
 const PAGE: u64 = 200;
+/// The `event:` of the stream's last message once the task has ended; its data is
+/// `{"status": <final status>}` and it has no id.
+pub const END_EVENT: &str = "end";
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -37,7 +41,9 @@ pub struct EventsQuery {
 /// Status changes, the agent's output lines (bounded, secrets redacted), check results,
 /// review requests and decisions, oldest first. Each event's `id:` is its id and its `event:`
 /// its kind; its `data:` is the JSON below. Send the last id back as `Last-Event-ID` to resume
-/// after it. The stream ends after the task's final status event.
+/// after it. Once the task has ended, a last message `event: end` (no id) with
+/// `data: {"status": <final status>}` closes the stream; a stream that closes without it was
+/// broken, and resuming is safe.
 #[utoipa::path(
     get,
     path = "/v1/tasks/{id}/events",
@@ -70,11 +76,11 @@ pub async fn task_events(
         after,
         follow: query.follow.unwrap_or(true),
         ready: VecDeque::new(),
-        ended: false,
+        done: false,
     };
     let stream = futures::stream::unfold(follower, |mut follower| async move {
-        let event = follower.next().await?;
-        Some((Ok(to_sse(&event)), follower))
+        let message = follower.next().await?;
+        Some((Ok(to_sse(message)), follower))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
@@ -96,62 +102,86 @@ fn last_event_id(headers: &HeaderMap) -> Result<i64, ApiError> {
         })
 }
 
-fn to_sse(event: &TaskEventView) -> Event {
-    let sse = Event::default().id(event.id.to_string()).event(event.kind());
-    sse.json_data(event).unwrap_or_else(|err| {
-        tracing::error!(event_id = event.id, error = %err, "cannot encode a task event");
-        Event::default().comment("an event could not be encoded")
+fn to_sse(message: Message) -> Event {
+    let (sse, encoded) = match message {
+        Message::Event(event) => {
+            let sse = Event::default()
+                .id(event.id.to_string())
+                .event(event.kind());
+            (sse.clone(), sse.json_data(&event))
+        }
+        Message::End(status) => {
+            let sse = Event::default().event(END_EVENT);
+            (
+                sse.clone(),
+                sse.json_data(serde_json::json!({"status": status})),
+            )
+        }
+    };
+    encoded.unwrap_or_else(|err| {
+        tracing::error!(error = %err, "cannot encode a task event");
+        sse.comment("an event could not be encoded")
     })
 }
 
-/// Reads a task's events in order, waiting for more until the task's final status.
+/// What the stream sends: a task's event, or that the task has ended.
+enum Message {
+    Event(TaskEventView),
+    End(TaskStatus),
+}
+
+/// Reads a task's events in order, waiting for more until the task has ended.
 struct Follower {
     store: Store,
     task_id: String,
     after: i64,
     follow: bool,
     ready: VecDeque<TaskEventView>,
-    ended: bool,
+    done: bool,
 }
 
 impl Follower {
-    async fn next(&mut self) -> Option<TaskEventView> {
+    /// None ends the stream: after `end`, when caught up without following, or when the
+    /// store failed (the client resumes with its last id).
+    async fn next(&mut self) -> Option<Message> {
         loop {
             if let Some(event) = self.ready.pop_front() {
                 self.after = event.id;
-                self.ended = event.ends_the_task();
-                return Some(event);
+                return Some(Message::Event(event));
             }
-            if self.ended || !self.read().await? {
+            if self.done {
                 return None;
             }
-        }
-    }
-
-    /// Fills `ready`; Some(false) when nothing more will come, None when the store failed
-    /// (the stream ends; the client resumes with its last id).
-    async fn read(&mut self) -> Option<bool> {
-        loop {
             if self.fetch().await? {
-                return Some(true);
+                continue;
             }
-            // Caught up. A final task has written its last event with its status (one
-            // transaction), so one more read after seeing it final finds anything left.
-            let status = self.store.task_status(&self.task_id).await;
-            let finished = match status {
-                Ok(status) => status.is_none_or(|s| s.is_final()),
+            let status = match self.store.task_status(&self.task_id).await {
+                Ok(status) => status,
                 Err(err) => return self.failed(&err),
             };
-            if finished || !self.follow {
-                return Some(self.fetch().await?);
+            match status {
+                Some(status) if status.is_final() => {
+                    // The final status and its event were written in one transaction, so a
+                    // read after seeing the status final finds whatever is left.
+                    if self.fetch().await? {
+                        continue;
+                    }
+                    self.done = true;
+                    return Some(Message::End(status));
+                }
+                Some(_) if self.follow => tokio::time::sleep(POLL_EVERY).await,
+                _ => return None,
             }
-            tokio::time::sleep(POLL_EVERY).await;
         }
     }
 
     /// One page of events into `ready`; whether there was any.
     async fn fetch(&mut self) -> Option<bool> {
-        match self.store.events_since(&self.task_id, self.after, PAGE).await {
+        match self
+            .store
+            .events_since(&self.task_id, self.after, PAGE)
+            .await
+        {
             Ok(events) => {
                 self.ready
                     .extend(events.into_iter().map(TaskEventView::from));
@@ -182,7 +212,11 @@ mod tests {
         for bad in ["x", "-1", ""] {
             headers.insert("last-event-id", HeaderValue::from_static(bad));
             let err = last_event_id(&headers).unwrap_err();
-            assert_eq!((err.code, err.field.as_deref()), ("invalid_parameter", Some("Last-Event-ID")), "{bad}");
+            assert_eq!(
+                (err.code, err.field.as_deref()),
+                ("invalid_parameter", Some("Last-Event-ID")),
+                "{bad}"
+            );
         }
     }
 }

@@ -77,6 +77,9 @@ mod tests {
             DateTime::parse_from_rfc3339("2026-11-21T00:00:00Z").unwrap()
         );
         let err = time("to", "yesterday").unwrap_err();
-        assert_eq!((err.code, err.field.as_deref()), ("invalid_parameter", Some("to")));
+        assert_eq!(
+            (err.code, err.field.as_deref()),
+            ("invalid_parameter", Some("to"))
+        );
     }
 }

@@ -91,10 +91,12 @@ pub fn update(name: &str, args: &Value) -> Option<String> {
 fn decision(decision: &Value) -> Option<String> {
     let verdict = decision["decision"].as_str()?;
     let reviewer = decision["reviewer"].as_str().unwrap_or("?");
-    Some(match decision["comment"].as_str().filter(|c| !c.is_empty()) {
-        Some(comment) => format!("{verdict} by {reviewer}: {}", first_line(comment)),
-        None => format!("{verdict} by {reviewer}"),
-    })
+    Some(
+        match decision["comment"].as_str().filter(|c| !c.is_empty()) {
+            Some(comment) => format!("{verdict} by {reviewer}: {}", first_line(comment)),
+            None => format!("{verdict} by {reviewer}"),
+        },
+    )
 }
 
 fn agent_run(run: &Value) -> Option<String> {
@@ -149,12 +151,24 @@ mod tests {
     #[test]
     fn agent_runs_read_every_exit() {
         let cases = [
-            (json!({"exit": {"exited": {"code": 0}}, "duration_ms": 1500}), "agent exited 0 after 1.5s"),
-            (json!({"exit": {"exited": {"code": null}}, "duration_ms": 0}), "agent killed by a signal after 0.0s"),
-            (json!({"exit": "timed_out", "duration_ms": 60000}), "agent stopped at its time budget after 60.0s"),
+            (
+                json!({"exit": {"exited": {"code": 0}}, "duration_ms": 1500}),
+                "agent exited 0 after 1.5s",
+            ),
+            (
+                json!({"exit": {"exited": {"code": null}}, "duration_ms": 0}),
+                "agent killed by a signal after 0.0s",
+            ),
+            (
+                json!({"exit": "timed_out", "duration_ms": 60000}),
+                "agent stopped at its time budget after 60.0s",
+            ),
         ];
         for (result, want) in cases {
-            assert_eq!(completed("run_agent", &Value::Null, &result).as_deref(), Some(want));
+            assert_eq!(
+                completed("run_agent", &Value::Null, &result).as_deref(),
+                Some(want)
+            );
         }
     }
 
@@ -179,13 +193,19 @@ mod tests {
             Some("request_changes by bob: handle negatives")
         );
         let input = json!({"task_id": "t", "round": 1, "decision": {"decision": "approve", "reviewer": "bob", "comment": null}});
-        assert_eq!(scheduled("record_review", &input).as_deref(), Some("approve by bob"));
+        assert_eq!(
+            scheduled("record_review", &input).as_deref(),
+            Some("approve by bob")
+        );
     }
 
     #[test]
     fn unknown_steps_and_shapes_have_no_line() {
         assert_eq!(scheduled("launch_rocket", &json!({})), None);
-        assert_eq!(completed("run_agent", &Value::Null, &json!({"exit": 3})), None);
+        assert_eq!(
+            completed("run_agent", &Value::Null, &json!({"exit": 3})),
+            None
+        );
         assert_eq!(update("pause", &json!({})), None);
     }
 }

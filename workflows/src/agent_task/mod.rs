@@ -433,7 +433,12 @@ impl Run<'_> {
         })
     }
 
-    async fn merge(&mut self, workspace: &Workspace, pushed: &Pushed, merged_by: &str) -> Result<(), Stop> {
+    async fn merge(
+        &mut self,
+        workspace: &Workspace,
+        pushed: &Pushed,
+        merged_by: &str,
+    ) -> Result<(), Stop> {
         self.ctx
             .execute_activity(
                 TaskActivities::merge,

@@ -38,7 +38,13 @@ pub(super) fn options(
     attempts: u32,
     non_retryable: &[&str],
 ) -> ActivityOptions {
-    with_retry(start_to_close, heartbeat, attempts, Duration::from_secs(1), non_retryable)
+    with_retry(
+        start_to_close,
+        heartbeat,
+        attempts,
+        Duration::from_secs(1),
+        non_retryable,
+    )
 }
 
 fn with_retry(

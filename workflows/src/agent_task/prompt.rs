@@ -36,13 +36,23 @@ fn rules(spec: &TaskSpec) -> String {
     let boundary = &policy.boundary;
     let mut lines: Vec<String> = Vec::new();
     let list = |globs: &[crate::playbook::Glob]| {
-        globs.iter().map(|g| format!("`{g}`")).collect::<Vec<_>>().join(", ")
+        globs
+            .iter()
+            .map(|g| format!("`{g}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     if !boundary.allowed_paths.iter().any(|g| g.as_str() == "**") {
-        lines.push(format!("Change only paths matching {}.", list(&boundary.allowed_paths)));
+        lines.push(format!(
+            "Change only paths matching {}.",
+            list(&boundary.allowed_paths)
+        ));
     }
     if !boundary.forbidden_paths.is_empty() {
-        lines.push(format!("Do not change paths matching {}.", list(&boundary.forbidden_paths)));
+        lines.push(format!(
+            "Do not change paths matching {}.",
+            list(&boundary.forbidden_paths)
+        ));
     }
     if boundary.ci_config == Permission::Forbid {
         lines.push(format!(
@@ -57,15 +67,24 @@ fn rules(spec: &TaskSpec) -> String {
         lines.push(format!("Change at most {} file(s).", max.get()));
     }
     if let Some(max) = boundary.max_changed_lines {
-        lines.push(format!("Change at most {} line(s), added plus removed.", max.get()));
+        lines.push(format!(
+            "Change at most {} line(s), added plus removed.",
+            max.get()
+        ));
     }
     for action in &policy.forbidden_actions {
         lines.push(
             match action {
-                ForbiddenAction::DeleteTests => "Do not delete test files or move them out of the test paths.",
+                ForbiddenAction::DeleteTests => {
+                    "Do not delete test files or move them out of the test paths."
+                }
                 ForbiddenAction::SkipTests => "Do not skip, ignore, xfail or focus tests.",
-                ForbiddenAction::WeakenAssertions => "Do not remove assertions or replace them with ones that are always true.",
-                ForbiddenAction::LowerThresholds => "Do not lower coverage thresholds or raise lint limits.",
+                ForbiddenAction::WeakenAssertions => {
+                    "Do not remove assertions or replace them with ones that are always true."
+                }
+                ForbiddenAction::LowerThresholds => {
+                    "Do not lower coverage thresholds or raise lint limits."
+                }
                 ForbiddenAction::SuppressLints => "Do not add lint suppressions.",
             }
             .to_string(),
@@ -75,14 +94,24 @@ fn rules(spec: &TaskSpec) -> String {
         lines.push(match postcondition {
             Postcondition::ChangesSomething => "Change at least one file.".to_string(),
             Postcondition::AddsTests => "Add or change at least one test file.".to_string(),
-            Postcondition::Touches(globs) => format!("Change at least one path matching {}.", list(globs)),
+            Postcondition::Touches(globs) => {
+                format!("Change at least one path matching {}.", list(globs))
+            }
         });
     }
     if let Some(red_green) = &policy.red_green {
         let mut proof = String::from("Prove the fix: ");
-        let named: Vec<String> = red_green.commands.iter().map(|c| format!("`{c}`")).collect();
+        let named: Vec<String> = red_green
+            .commands
+            .iter()
+            .map(|c| format!("`{c}`"))
+            .collect();
         if !named.is_empty() {
-            let _ = write!(proof, "{} must fail on the base commit and pass with your change", named.join(", "));
+            let _ = write!(
+                proof,
+                "{} must fail on the base commit and pass with your change",
+                named.join(", ")
+            );
         }
         if let Some(template) = &red_green.changed_tests {
             if !named.is_empty() {
@@ -126,7 +155,9 @@ pub(super) fn check_feedback(round: u32, checks: &[CheckResult]) -> String {
 /// What the next round is told when the checks failed, the policy found something, or both.
 pub(super) fn round_feedback(round: u32, checks: &[CheckResult], findings: &[Finding]) -> String {
     let mut text = if checks.iter().all(CheckResult::passed) {
-        format!("# Round {round} broke the task's rules\n\nThe checks passed, but the harness found:\n")
+        format!(
+            "# Round {round} broke the task's rules\n\nThe checks passed, but the harness found:\n"
+        )
     } else {
         check_feedback(round, checks)
     };
@@ -158,7 +189,10 @@ mod tests {
 
     #[test]
     fn feedback_lists_only_failing_checks_with_their_output() {
-        let checks = [check("ok", 0, "fine"), check("sh test.sh", 1, "want 4 got 5\n")];
+        let checks = [
+            check("ok", 0, "fine"),
+            check("sh test.sh", 1, "want 4 got 5\n"),
+        ];
         let text = check_feedback(2, &checks);
         assert!(text.starts_with("# Checks failed in round 2"));
         assert!(
@@ -170,10 +204,20 @@ mod tests {
 
     #[test]
     fn findings_are_fed_back_even_when_the_checks_pass() {
-        let findings = [Finding::new(FindingKind::TestSkipped, Some("test.sh"), "test.sh: adds a skip marker `exit 0`")];
+        let findings = [Finding::new(
+            FindingKind::TestSkipped,
+            Some("test.sh"),
+            "test.sh: adds a skip marker `exit 0`",
+        )];
         let text = round_feedback(1, &[check("sh test.sh", 0, "")], &findings);
-        assert!(text.starts_with("# Round 1 broke the task's rules"), "{text}");
-        assert!(text.contains("- **test_skipped**: test.sh: adds a skip marker `exit 0`"), "{text}");
+        assert!(
+            text.starts_with("# Round 1 broke the task's rules"),
+            "{text}"
+        );
+        assert!(
+            text.contains("- **test_skipped**: test.sh: adds a skip marker `exit 0`"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -184,7 +228,9 @@ mod tests {
             base: "main".into(),
             instructions: "Fix it.".into(),
             checks: vec!["sh test.sh".into()],
-            agent: AgentSpec::Command { command: vec!["a".into()] },
+            agent: AgentSpec::Command {
+                command: vec!["a".into()],
+            },
             max_rounds: 2,
             time_budget_secs: 60,
             requester: "alice".into(),
@@ -199,9 +245,15 @@ mod tests {
         });
         let text = prompt(&spec, true);
         assert!(text.contains("## Rules the harness enforces"), "{text}");
-        assert!(text.contains("- Do not change CI configuration (.github/workflows/**"), "{text}");
+        assert!(
+            text.contains("- Do not change CI configuration (.github/workflows/**"),
+            "{text}"
+        );
         assert!(text.contains("- Change at most 50 line(s)"), "{text}");
-        assert!(text.contains("- Do not skip, ignore, xfail or focus tests."), "{text}");
+        assert!(
+            text.contains("- Do not skip, ignore, xfail or focus tests."),
+            "{text}"
+        );
         assert!(text.contains("- Prove the fix: `sh test.sh` must fail on the base commit and pass with your change."), "{text}");
         assert!(!prompt(&spec, false).contains("Rules"));
     }

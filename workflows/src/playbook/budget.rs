@@ -33,7 +33,10 @@ impl Budget {
         if self.max_rounds.get() > MAX_ROUNDS {
             problems.push((
                 "max_rounds".into(),
-                format!("expected at most {MAX_ROUNDS} rounds, got {}", self.max_rounds.get()),
+                format!(
+                    "expected at most {MAX_ROUNDS} rounds, got {}",
+                    self.max_rounds.get()
+                ),
             ));
         }
         if self.time_per_round_secs.get() > MAX_TIME_PER_ROUND_SECS {

@@ -120,18 +120,27 @@ impl InputSpec {
         let mut problems = Vec::new();
         if self.kind == InputType::Enum {
             if self.values.is_empty() {
-                problems.push(("values", "expected the allowed values of an enum input".into()));
+                problems.push((
+                    "values",
+                    "expected the allowed values of an enum input".into(),
+                ));
             }
             let mut seen = std::collections::BTreeSet::new();
             for v in &self.values {
                 if v.trim().is_empty() || !seen.insert(v) {
-                    problems.push(("values", format!("expected distinct, non-empty values, got {v:?} twice or blank")));
+                    problems.push((
+                        "values",
+                        format!("expected distinct, non-empty values, got {v:?} twice or blank"),
+                    ));
                 }
             }
         } else if !self.values.is_empty() {
             problems.push((
                 "values",
-                format!("only enum inputs have values; this one is {}", self.kind.name()),
+                format!(
+                    "only enum inputs have values; this one is {}",
+                    self.kind.name()
+                ),
             ));
         }
         if self.required == Some(true) && self.default.is_some() {
@@ -282,22 +291,48 @@ mod tests {
         let cases = [
             (String, InputValue::Integer(3), Ok(s("3"))),
             (Integer, s(" 42 "), Ok(InputValue::Integer(42))),
-            (Integer, s("forty"), Err("expected an integer, got \"forty\"")),
-            (Integer, InputValue::Boolean(true), Err("expected an integer, got true")),
+            (
+                Integer,
+                s("forty"),
+                Err("expected an integer, got \"forty\""),
+            ),
+            (
+                Integer,
+                InputValue::Boolean(true),
+                Err("expected an integer, got true"),
+            ),
             (Boolean, s("false"), Ok(InputValue::Boolean(false))),
-            (Boolean, s("yes"), Err("expected true or false, got \"yes\"")),
+            (
+                Boolean,
+                s("yes"),
+                Err("expected true or false, got \"yes\""),
+            ),
             (Enum, s("minor"), Ok(s("minor"))),
-            (Enum, s("major"), Err("expected one of patch, minor, got \"major\"")),
+            (
+                Enum,
+                s("major"),
+                Err("expected one of patch, minor, got \"major\""),
+            ),
             (RepoPath, s("./tests/a.rs"), Ok(s("tests/a.rs"))),
             (
                 RepoPath,
                 s("../etc/passwd"),
-                Err("expected a path relative to the repository root without `..`, got \"../etc/passwd\""),
+                Err(
+                    "expected a path relative to the repository root without `..`, got \"../etc/passwd\"",
+                ),
             ),
-            (RepoPath, s("/etc"), Err("expected a path relative to the repository root without `..`, got \"/etc\"")),
+            (
+                RepoPath,
+                s("/etc"),
+                Err("expected a path relative to the repository root without `..`, got \"/etc\""),
+            ),
         ];
         for (kind, value, want) in cases {
-            assert_eq!(spec(kind).accept(&value), want.map_err(std::string::String::from), "{kind:?} {value:?}");
+            assert_eq!(
+                spec(kind).accept(&value),
+                want.map_err(std::string::String::from),
+                "{kind:?} {value:?}"
+            );
         }
     }
 
@@ -347,7 +382,13 @@ mod tests {
         ]);
         let schema = inputs_schema(&inputs);
         assert_eq!(schema["required"], json!(["level"]));
-        assert_eq!(schema["properties"]["flag"], json!({"type": "boolean", "default": false}));
-        assert_eq!(schema["properties"]["level"]["enum"], json!(["patch", "minor"]));
+        assert_eq!(
+            schema["properties"]["flag"],
+            json!({"type": "boolean", "default": false})
+        );
+        assert_eq!(
+            schema["properties"]["level"]["enum"],
+            json!(["patch", "minor"])
+        );
     }
 }

@@ -124,7 +124,10 @@ impl Playbook {
                 0,
                 Problem {
                     field: "name".into(),
-                    message: format!("expected {stem:?}, the file's name, got {:?}", playbook.name),
+                    message: format!(
+                        "expected {stem:?}, the file's name, got {:?}",
+                        playbook.name
+                    ),
                 },
             );
         }
@@ -139,7 +142,11 @@ impl Playbook {
         let mut found: Vec<(String, String)> = Vec::new();
         let mut section = |prefix: &str, problems: Vec<(String, String)>| {
             for (field, message) in problems {
-                let sep = if prefix.is_empty() || field.starts_with('[') { "" } else { "." };
+                let sep = if prefix.is_empty() || field.starts_with('[') {
+                    ""
+                } else {
+                    "."
+                };
                 found.push((format!("{prefix}{sep}{field}"), message));
             }
         };
@@ -150,7 +157,16 @@ impl Playbook {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !name_ok {
-            section("", vec![("name".into(), format!("expected 1 to {MAX_NAME_LEN} of a-z, 0-9 and '-', got {:?}", self.name))]);
+            section(
+                "",
+                vec![(
+                    "name".into(),
+                    format!(
+                        "expected 1 to {MAX_NAME_LEN} of a-z, 0-9 and '-', got {:?}",
+                        self.name
+                    ),
+                )],
+            );
         }
         for (field, text) in [
             ("description", &self.description),
@@ -158,21 +174,42 @@ impl Playbook {
             ("procedure", &self.procedure),
         ] {
             if text.trim().is_empty() {
-                section("", vec![(field.into(), "expected text, got nothing".into())]);
+                section(
+                    "",
+                    vec![(field.into(), "expected text, got nothing".into())],
+                );
             }
         }
         for (name, spec) in &self.inputs {
             if !inputs::is_input_name(name) {
-                section("inputs", vec![(name.clone(), format!("expected an input name of a-z, 0-9, '_' and '-' starting with a letter, got {name:?}"))]);
+                section(
+                    "inputs",
+                    vec![(
+                        name.clone(),
+                        format!(
+                            "expected an input name of a-z, 0-9, '_' and '-' starting with a letter, got {name:?}"
+                        ),
+                    )],
+                );
             }
-            let problems = spec.problems().into_iter().map(|(f, m)| (f.to_string(), m)).collect();
+            let problems = spec
+                .problems()
+                .into_iter()
+                .map(|(f, m)| (f.to_string(), m))
+                .collect();
             section(&format!("inputs.{name}"), problems);
         }
         section("", self.placeholder_problems());
         if let Some(AgentSpec::Command { command }) = &self.agent
             && command.first().is_none_or(|p| p.trim().is_empty())
         {
-            section("agent", vec![("command".into(), "expected the program to run and its arguments".into())]);
+            section(
+                "agent",
+                vec![(
+                    "command".into(),
+                    "expected the program to run and its arguments".into(),
+                )],
+            );
         }
         section("boundary", self.boundary.problems());
         section("verification", self.verification.problems());
@@ -180,7 +217,16 @@ impl Playbook {
         if let Some(timeout) = self.review.timeout_secs
             && timeout.get() > MAX_REVIEW_TIMEOUT_SECS
         {
-            section("review", vec![("timeout_secs".into(), format!("expected at most {MAX_REVIEW_TIMEOUT_SECS} seconds (a year), got {}", timeout.get()))]);
+            section(
+                "review",
+                vec![(
+                    "timeout_secs".into(),
+                    format!(
+                        "expected at most {MAX_REVIEW_TIMEOUT_SECS} seconds (a year), got {}",
+                        timeout.get()
+                    ),
+                )],
+            );
         }
         section("retry", self.retry.problems());
         for (i, schedule) in self.schedules.iter().enumerate() {
@@ -227,7 +273,10 @@ impl Playbook {
                     } else {
                         format!("declared inputs are {}", declared.join(", "))
                     };
-                    problems.push((field.clone(), format!("unknown input {{{{{name}}}}}: {known}")));
+                    problems.push((
+                        field.clone(),
+                        format!("unknown input {{{{{name}}}}}: {known}"),
+                    ));
                 }
             }
         }
@@ -238,7 +287,10 @@ impl Playbook {
         let mut problems = Vec::new();
         for (name, value) in &schedule.inputs {
             match self.inputs.get(name) {
-                None => problems.push((format!("inputs.{name}"), "unknown input for this playbook".into())),
+                None => problems.push((
+                    format!("inputs.{name}"),
+                    "unknown input for this playbook".into(),
+                )),
                 Some(spec) => {
                     if let Err(why) = spec.accept(value) {
                         problems.push((format!("inputs.{name}"), why));
@@ -248,7 +300,10 @@ impl Playbook {
         }
         for (name, spec) in &self.inputs {
             if spec.is_required() && !schedule.inputs.contains_key(name) {
-                problems.push(("inputs".into(), format!("expected a value for the required input {name}")));
+                problems.push((
+                    "inputs".into(),
+                    format!("expected a value for the required input {name}"),
+                ));
             }
         }
         problems
@@ -261,7 +316,10 @@ impl Playbook {
                 problems.extend(self.string_input_problem("github.input", input));
             }
             if github.labels.is_empty() || github.labels.iter().any(|l| l.trim().is_empty()) {
-                problems.push(("github.labels".into(), "expected at least one label, none blank".into()));
+                problems.push((
+                    "github.labels".into(),
+                    "expected at least one label, none blank".into(),
+                ));
             }
         }
         if let Some(crash) = &self.triggers.crash {
@@ -314,6 +372,12 @@ fn parse_error(file: &str, err: &yaml_serde::Error) -> PlaybookError {
         file: format!("{file}:{}:{}", at.line(), at.column()),
         message: message.replacen(&suffix, "", 1),
     }
+}
+
+/// The JSON schema of playbook files, committed as `playbooks/schema.json` (a test keeps it
+/// fresh); editors use it to complete and check playbooks.
+pub fn file_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Playbook)).unwrap_or_default()
 }
 
 pub fn content_hash(content: &str) -> String {

@@ -43,10 +43,11 @@ impl Playbook {
         for (name, spec) in &self.inputs {
             let value = match (given.get(name), &spec.default) {
                 (Some(value), _) | (None, Some(value)) => {
-                    spec.accept(value).map_err(|message| PlaybookError::BadInput {
-                        input: name.clone(),
-                        message,
-                    })?
+                    spec.accept(value)
+                        .map_err(|message| PlaybookError::BadInput {
+                            input: name.clone(),
+                            message,
+                        })?
                 }
                 (None, None) if spec.is_required() => {
                     return Err(PlaybookError::MissingInput(name.clone()));
@@ -62,7 +63,10 @@ impl Playbook {
             commands: rg.commands.iter().map(fill).collect(),
             changed_tests: rg.changed_tests.as_ref().map(fill),
         });
-        if let Some(template) = v.red_green.as_ref().and_then(|rg| rg.changed_tests.as_ref())
+        if let Some(template) = v
+            .red_green
+            .as_ref()
+            .and_then(|rg| rg.changed_tests.as_ref())
             && !fill(template).contains(TEST_FILE_PLACEHOLDER)
             && let Some(input) = placeholders(template).first()
         {

@@ -87,7 +87,9 @@ impl<'de> Deserialize<'de> for MergePolicy {
                 match v {
                     "never" => Ok(MergePolicy::Never),
                     "on_approval" => Ok(MergePolicy::OnApproval),
-                    other => Err(E::custom(format!("expected {MERGE_POLICIES}, got {other:?}"))),
+                    other => Err(E::custom(format!(
+                        "expected {MERGE_POLICIES}, got {other:?}"
+                    ))),
                 }
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MergePolicy, A::Error> {
@@ -168,12 +170,23 @@ mod tests {
             assert_eq!(serde_json::from_value::<MergePolicy>(json).unwrap(), want);
         }
         let errors = [
-            ("merge: sometimes", "merge: expected never, on_approval or auto_when: {...}, got \"sometimes\""),
-            ("merge: {auto_when: {}}", "merge: auto_when: expected at least one condition"),
-            ("merge: {auto_when: {lines: 3}}", "merge.auto_when: unknown field `lines`"),
+            (
+                "merge: sometimes",
+                "merge: expected never, on_approval or auto_when: {...}, got \"sometimes\"",
+            ),
+            (
+                "merge: {auto_when: {}}",
+                "merge: auto_when: expected at least one condition",
+            ),
+            (
+                "merge: {auto_when: {lines: 3}}",
+                "merge.auto_when: unknown field `lines`",
+            ),
         ];
         for (yaml, want) in errors {
-            let err = yaml_serde::from_str::<Review>(yaml).unwrap_err().to_string();
+            let err = yaml_serde::from_str::<Review>(yaml)
+                .unwrap_err()
+                .to_string();
             assert!(err.starts_with(want), "{yaml}: {err}");
         }
     }

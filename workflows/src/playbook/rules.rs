@@ -59,7 +59,9 @@ impl<'de> Deserialize<'de> for Postcondition {
                 match v {
                     "changes_something" => Ok(Postcondition::ChangesSomething),
                     "adds_tests" => Ok(Postcondition::AddsTests),
-                    other => Err(E::custom(format!("expected {POSTCONDITIONS}, got {other:?}"))),
+                    other => Err(E::custom(format!(
+                        "expected {POSTCONDITIONS}, got {other:?}"
+                    ))),
                 }
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Postcondition, A::Error> {
@@ -112,7 +114,9 @@ impl JsonSchema for Postcondition {
 
 /// A way of passing the checks without doing the work; test-tamper detection looks for each
 /// one the playbook forbids (all of them by default).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ForbiddenAction {
     /// Deleting a test file, or renaming it to a path that is not a test path.
@@ -175,10 +179,22 @@ mod tests {
         assert_eq!(round_trip, doc.post);
 
         let cases = [
-            ("post: [adds_test]", "post[0]: expected changes_something, adds_tests or touches: [globs], got \"adds_test\""),
-            ("post: [{touch: [a]}]", "post[0]: expected changes_something, adds_tests or touches: [globs], got a map with Some(\"touch\")"),
-            ("post: [{touches: []}]", "post[0]: touches: expected at least one glob"),
-            ("post: [{touches: ['/abs']}]", "post[0].touches[0]: expected a glob relative to the repository root, got \"/abs\""),
+            (
+                "post: [adds_test]",
+                "post[0]: expected changes_something, adds_tests or touches: [globs], got \"adds_test\"",
+            ),
+            (
+                "post: [{touch: [a]}]",
+                "post[0]: expected changes_something, adds_tests or touches: [globs], got a map with Some(\"touch\")",
+            ),
+            (
+                "post: [{touches: []}]",
+                "post[0]: touches: expected at least one glob",
+            ),
+            (
+                "post: [{touches: ['/abs']}]",
+                "post[0].touches[0]: expected a glob relative to the repository root, got \"/abs\"",
+            ),
         ];
         for (yaml, want) in cases {
             let err = yaml_serde::from_str::<Doc>(yaml).unwrap_err().to_string();

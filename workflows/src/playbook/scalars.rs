@@ -42,9 +42,9 @@ where
                 if v == 0 {
                     return Err(E::custom("expected a positive integer, got 0"));
                 }
-                T::try_from(v)
-                    .map(Positive)
-                    .map_err(|_| E::custom(format!("expected a positive integer, got {v}: too large")))
+                T::try_from(v).map(Positive).map_err(|_| {
+                    E::custom(format!("expected a positive integer, got {v}: too large"))
+                })
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
                 match u64::try_from(v) {
@@ -94,7 +94,9 @@ impl<'de> Deserialize<'de> for Dollars {
                 if v.is_finite() && v > 0.0 {
                     Ok(Dollars(v))
                 } else {
-                    Err(E::custom(format!("expected an amount of dollars above 0, got {v}")))
+                    Err(E::custom(format!(
+                        "expected an amount of dollars above 0, got {v}"
+                    )))
                 }
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dollars, E> {
@@ -104,7 +106,9 @@ impl<'de> Deserialize<'de> for Dollars {
                 self.visit_f64(v as f64)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Dollars, E> {
-                Err(E::custom(format!("expected an amount of dollars above 0, got {v:?}")))
+                Err(E::custom(format!(
+                    "expected an amount of dollars above 0, got {v:?}"
+                )))
             }
         }
         deserializer.deserialize_any(DollarsVisitor)
@@ -211,13 +215,22 @@ mod tests {
     fn positive_integers_name_what_they_got() {
         let cases = [
             ("n: 3", Ok(3)),
-            ("n: 0", Err("n: expected a positive integer, got 0 at line 1 column 4")),
-            ("n: -2", Err("n: expected a positive integer, got -2 at line 1 column 4")),
+            (
+                "n: 0",
+                Err("n: expected a positive integer, got 0 at line 1 column 4"),
+            ),
+            (
+                "n: -2",
+                Err("n: expected a positive integer, got -2 at line 1 column 4"),
+            ),
             (
                 "n: three",
                 Err("n: expected a positive integer, got \"three\" at line 1 column 4"),
             ),
-            ("n: 2.5", Err("n: expected a positive integer, got 2.5 at line 1 column 4")),
+            (
+                "n: 2.5",
+                Err("n: expected a positive integer, got 2.5 at line 1 column 4"),
+            ),
             (
                 "n: 4294967296",
                 Err("n: expected a positive integer, got 4294967296: too large at line 1 column 4"),

@@ -131,7 +131,13 @@ impl JsonSchema for Cron {
 }
 
 const SHORTHANDS: &[&str] = &[
-    "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly",
+    "@yearly",
+    "@annually",
+    "@monthly",
+    "@weekly",
+    "@daily",
+    "@midnight",
+    "@hourly",
 ];
 const MONTHS: &[&str] = &[
     "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
@@ -177,7 +183,9 @@ fn check_field(field: &str, min: u32, max: u32, names: &[&str], first: u32) -> R
         }
         match text.parse::<u32>() {
             Ok(n) if (min..=max).contains(&n) => Ok(n),
-            _ => Err(format!("expected a value from {min} to {max}, got {text:?}")),
+            _ => Err(format!(
+                "expected a value from {min} to {max}, got {text:?}"
+            )),
         }
     };
     for item in field.split(',') {
@@ -226,10 +234,19 @@ mod tests {
         let bad = [
             ("0 6 * *", "expected 5 cron fields"),
             ("0 0 9 * * 1", "expected 5 cron fields"),
-            ("60 * * * *", "cron minute \"60\": expected a value from 0 to 59, got \"60\""),
+            (
+                "60 * * * *",
+                "cron minute \"60\": expected a value from 0 to 59, got \"60\"",
+            ),
             ("* * 0 * *", "cron day-of-month \"0\""),
-            ("* * * * */0", "cron day-of-week \"*/0\": expected a positive step"),
-            ("* 5-2 * * *", "cron hour \"5-2\": range \"5-2\" runs backwards"),
+            (
+                "* * * * */0",
+                "cron day-of-week \"*/0\": expected a positive step",
+            ),
+            (
+                "* 5-2 * * *",
+                "cron hour \"5-2\": range \"5-2\" runs backwards",
+            ),
             ("@every soon", "expected @every"),
             ("@sometimes", "expected 5 cron fields"),
         ];

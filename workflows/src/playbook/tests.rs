@@ -109,7 +109,11 @@ fn resolves_inputs_and_defaults() {
     assert_eq!(r.playbook.content_hash, content_hash(FIX));
     assert_eq!(r.checks, ["sh test.sh test_add"]);
     assert_eq!(r.max_rounds, 3);
-    assert_eq!(r.policy, Policy::default(), "no policy sections: the defaults");
+    assert_eq!(
+        r.policy,
+        Policy::default(),
+        "no policy sections: the defaults"
+    );
 }
 
 #[test]
@@ -125,9 +129,15 @@ fn every_section_parses_and_resolves_into_the_policy() {
     assert_eq!(p.boundary.dependencies, Permission::Allow);
     assert_eq!(p.boundary.max_changed_lines, Some(Positive(300)));
     assert_eq!(p.boundary.network, ["crates.io", "static.crates.io:443"]);
-    assert_eq!(p.forbidden_actions, [ForbiddenAction::DeleteTests, ForbiddenAction::SkipTests]);
+    assert_eq!(
+        p.forbidden_actions,
+        [ForbiddenAction::DeleteTests, ForbiddenAction::SkipTests]
+    );
     assert_eq!(p.red_green.as_ref().unwrap().commands, ["sh t.sh"]);
-    assert_eq!(p.red_green.as_ref().unwrap().changed_tests.as_deref(), Some("sh {file}"));
+    assert_eq!(
+        p.red_green.as_ref().unwrap().changed_tests.as_deref(),
+        Some("sh {file}")
+    );
     assert_eq!(p.setup, ["make deps"]);
     assert_eq!(p.merge.name(), "auto_when");
     assert_eq!(p.retry.max_attempts, Positive(5));
@@ -162,50 +172,105 @@ fn input_errors_name_the_input() {
 #[test]
 fn errors_name_file_line_column_field_and_expectation() {
     let cases = [
-        (FIX.replace("max_rounds: 3", "max_rounds: three"),
-         r#"fix.yaml:13:15: budget.max_rounds: expected a positive integer, got "three""#),
-        (FIX.replace("max_rounds: 3", "max_rounds: 0"),
-         "fix.yaml:13:15: budget.max_rounds: expected a positive integer, got 0"),
-        (FIX.replace("max_rounds: 3", "max_rounds: 500"),
-         "fix.yaml:13:3: budget.max_rounds: expected at most 100 rounds, got 500"),
-        (FIX.replace("outcome:", "outcomes:"),
-         "fix.yaml:3:1: unknown field `outcomes`, expected one of"),
-        (FIX.replace("name: fix", "name: fixed"),
-         r#"fix.yaml:1:1: name: expected "fix", the file's name, got "fixed""#),
-        (FIX.replace("{{style}} change", "{{styl}} change"),
-         "fix.yaml:9:1: procedure: unknown input {{styl}}: declared inputs are style, test"),
-        (FIX.replace("'sh test.sh {{test}}'", "'sh test.sh {{tst}}'"),
-         "fix.yaml:11:3: verification.checks[0]: unknown input {{tst}}"),
-        (FIX.replace("  checks: ['sh test.sh {{test}}']", "  checks:\n    - make\n    - ' '"),
-         "fix.yaml:13:5: verification.checks[1]: expected a command, got a blank line"),
-        (FIX.replace("    default: minimal", "    default: minimal\n    type: integer"),
-         r#"fix.yaml:8:5: inputs.style.default: expected an integer, got "minimal""#),
-        (FIX.replace("    default: minimal", "    type: enum"),
-         "fix.yaml:7:3: inputs.style.values: expected the allowed values of an enum input"),
-        (FIX.replace("    default: minimal", "    type: text"),
-         "fix.yaml:8:11: inputs.style.type: unknown variant `text`, expected one of"),
-        (format!("{FIX}boundary:\n  allowed_paths: ['src/[oops']\n"),
-         r#"fix.yaml:16:19: boundary.allowed_paths[0]: invalid glob "src/[oops""#),
-        (format!("{FIX}boundary:\n  max_changed_files: -1\n"),
-         "fix.yaml:16:22: boundary.max_changed_files: expected a positive integer, got -1"),
-        (format!("{FIX}forbidden_actions: [skip_test]\n"),
-         "fix.yaml:15:21: forbidden_actions[0]: unknown variant `skip_test`, expected one of"),
-        (format!("{FIX}review:\n  merge: sometimes\n"),
-         r#"fix.yaml:16:10: review.merge: expected never, on_approval or auto_when: {...}, got "sometimes""#),
-        (format!("{FIX}schedules:\n  - cron: '0 6 * *'\n    repo: r\n"),
-         "fix.yaml:16:11: schedules[0].cron: expected 5 cron fields"),
-        (format!("{FIX}schedules:\n  - cron: '@daily'\n    repo: r\n"),
-         "fix.yaml:16:3: schedules[0].inputs: expected a value for the required input test"),
-        (format!("{FIX}triggers:\n  crash:\n    input: crash\n"),
-         r#"fix.yaml:17:5: triggers.crash.input: expected a declared input, got "crash""#),
-        (format!("{FIX}verification2: {{}}\n"),
-         "fix.yaml:15:1: unknown field `verification2`"),
-        ("name: [".to_string(), "fix.yaml:1:7: name: invalid type: sequence, expected a string"),
-        ("name: fix\n  bad: [indent".to_string(), "fix.yaml:2:6: mapping values are not allowed"),
+        (
+            FIX.replace("max_rounds: 3", "max_rounds: three"),
+            r#"fix.yaml:13:15: budget.max_rounds: expected a positive integer, got "three""#,
+        ),
+        (
+            FIX.replace("max_rounds: 3", "max_rounds: 0"),
+            "fix.yaml:13:15: budget.max_rounds: expected a positive integer, got 0",
+        ),
+        (
+            FIX.replace("max_rounds: 3", "max_rounds: 500"),
+            "fix.yaml:13:3: budget.max_rounds: expected at most 100 rounds, got 500",
+        ),
+        (
+            FIX.replace("outcome:", "outcomes:"),
+            "fix.yaml:3:1: unknown field `outcomes`, expected one of",
+        ),
+        (
+            FIX.replace("name: fix", "name: fixed"),
+            r#"fix.yaml:1:1: name: expected "fix", the file's name, got "fixed""#,
+        ),
+        (
+            FIX.replace("{{style}} change", "{{styl}} change"),
+            "fix.yaml:9:1: procedure: unknown input {{styl}}: declared inputs are style, test",
+        ),
+        (
+            FIX.replace("'sh test.sh {{test}}'", "'sh test.sh {{tst}}'"),
+            "fix.yaml:11:3: verification.checks[0]: unknown input {{tst}}",
+        ),
+        (
+            FIX.replace(
+                "  checks: ['sh test.sh {{test}}']",
+                "  checks:\n    - make\n    - ' '",
+            ),
+            "fix.yaml:13:5: verification.checks[1]: expected a command, got a blank line",
+        ),
+        (
+            FIX.replace(
+                "    default: minimal",
+                "    default: minimal\n    type: integer",
+            ),
+            r#"fix.yaml:8:5: inputs.style.default: expected an integer, got "minimal""#,
+        ),
+        (
+            FIX.replace("    default: minimal", "    type: enum"),
+            "fix.yaml:7:3: inputs.style.values: expected the allowed values of an enum input",
+        ),
+        (
+            FIX.replace("    default: minimal", "    type: text"),
+            "fix.yaml:8:11: inputs.style.type: unknown variant `text`, expected one of",
+        ),
+        (
+            format!("{FIX}boundary:\n  allowed_paths: ['src/[oops']\n"),
+            r#"fix.yaml:16:19: boundary.allowed_paths[0]: invalid glob "src/[oops""#,
+        ),
+        (
+            format!("{FIX}boundary:\n  max_changed_files: -1\n"),
+            "fix.yaml:16:22: boundary.max_changed_files: expected a positive integer, got -1",
+        ),
+        (
+            format!("{FIX}forbidden_actions: [skip_test]\n"),
+            "fix.yaml:15:21: forbidden_actions[0]: unknown variant `skip_test`, expected one of",
+        ),
+        (
+            format!("{FIX}review:\n  merge: sometimes\n"),
+            r#"fix.yaml:16:10: review.merge: expected never, on_approval or auto_when: {...}, got "sometimes""#,
+        ),
+        (
+            format!("{FIX}schedules:\n  - cron: '0 6 * *'\n    repo: r\n"),
+            "fix.yaml:16:11: schedules[0].cron: expected 5 cron fields",
+        ),
+        (
+            format!("{FIX}schedules:\n  - cron: '@daily'\n    repo: r\n"),
+            "fix.yaml:16:3: schedules[0].inputs: expected a value for the required input test",
+        ),
+        (
+            format!("{FIX}triggers:\n  crash:\n    input: crash\n"),
+            r#"fix.yaml:17:5: triggers.crash.input: expected a declared input, got "crash""#,
+        ),
+        (
+            format!("{FIX}verification2: {{}}\n"),
+            "fix.yaml:15:1: unknown field `verification2`",
+        ),
+        (
+            "name: [".to_string(),
+            "fix.yaml:1:7: name: invalid type: sequence, expected a string",
+        ),
+        (
+            "name: fix\n  bad: [indent".to_string(),
+            "fix.yaml:2:6: mapping values are not allowed",
+        ),
         ("".to_string(), "fix.yaml:1:1: missing field `name`"),
     ];
     for (content, want) in cases {
-        let err = Playbook::parse("fix.yaml", &content).unwrap_err().to_string();
-        assert!(err.starts_with(want), "want {want}\n got {err}\nin\n{content}");
+        let err = Playbook::parse("fix.yaml", &content)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(want),
+            "want {want}\n got {err}\nin\n{content}"
+        );
     }
 }

@@ -67,12 +67,18 @@ impl Verification {
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
         if self.checks.is_empty() {
-            problems.push(("checks".into(), "expected at least one check command".into()));
+            problems.push((
+                "checks".into(),
+                "expected at least one check command".into(),
+            ));
         }
         for (list, commands) in [("checks", &self.checks), ("setup", &self.setup)] {
             for (i, command) in commands.iter().enumerate() {
                 if command.trim().is_empty() {
-                    problems.push((format!("{list}[{i}]"), "expected a command, got a blank line".into()));
+                    problems.push((
+                        format!("{list}[{i}]"),
+                        "expected a command, got a blank line".into(),
+                    ));
                 }
             }
         }
@@ -83,12 +89,16 @@ impl Verification {
             if red_green.commands.is_empty() && red_green.changed_tests.is_none() {
                 problems.push((
                     "red_green".into(),
-                    "expected commands, changed_tests or both: the tests to prove the fix with".into(),
+                    "expected commands, changed_tests or both: the tests to prove the fix with"
+                        .into(),
                 ));
             }
             for (i, command) in red_green.commands.iter().enumerate() {
                 if command.trim().is_empty() {
-                    problems.push((format!("red_green.commands[{i}]"), "expected a command, got a blank line".into()));
+                    problems.push((
+                        format!("red_green.commands[{i}]"),
+                        "expected a command, got a blank line".into(),
+                    ));
                 }
             }
             // A template filled from an input is checked once resolved.
@@ -120,7 +130,14 @@ mod tests {
             builder.add(g.matcher());
         }
         let set = builder.build().unwrap();
-        for path in ["test.sh", "tests/div.sh", "src/foo_test.go", "web/a.test.ts", "pkg/tests/x/y.py", "test_calc.py"] {
+        for path in [
+            "test.sh",
+            "tests/div.sh",
+            "src/foo_test.go",
+            "web/a.test.ts",
+            "pkg/tests/x/y.py",
+            "test_calc.py",
+        ] {
             assert!(set.is_match(path), "{path}");
         }
         for path in ["src/lib.rs", "docs/testing.md", "contest.py"] {
@@ -130,10 +147,8 @@ mod tests {
 
     #[test]
     fn red_green_needs_tests_and_a_file_placeholder() {
-        let v: Verification = yaml_serde::from_str(
-            "checks: [make]\nred_green:\n  changed_tests: pytest\n",
-        )
-        .unwrap();
+        let v: Verification =
+            yaml_serde::from_str("checks: [make]\nred_green:\n  changed_tests: pytest\n").unwrap();
         assert_eq!(v.problems()[0].0, "red_green.changed_tests");
         let v: Verification = yaml_serde::from_str("checks: []\nred_green: {}\n").unwrap();
         let fields: Vec<String> = v.problems().into_iter().map(|p| p.0).collect();

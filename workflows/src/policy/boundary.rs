@@ -133,6 +133,14 @@ mod tests {
             .collect()
     }
 
+    /// A case: its name, the boundary, the diff, the findings wanted.
+    type Case<'a> = (
+        &'a str,
+        &'a Boundary,
+        DiffSummary,
+        Vec<(FindingKind, Option<String>)>,
+    );
+
     #[test]
     fn boundary_rules_on_a_table_of_diffs() {
         use ChangeStatus::*;
@@ -156,17 +164,70 @@ mod tests {
         let default = Boundary::default();
         let mut renamed = change("docs/b.md", Renamed, 0, 0);
         renamed.old_path = Some("src/b.md.txt".into());
-        let cases: Vec<(&str, &Boundary, DiffSummary, Vec<(FindingKind, Option<String>)>)> = vec![
-            ("docs inside docs", &docs_only, diff(vec![change("docs/a.md", Modified, 3, 1)]), vec![]),
-            ("code outside docs", &docs_only, diff(vec![change("src/main.rs", Modified, 1, 1)]), vec![(OutsideAllowedPaths, p("src/main.rs"))]),
-            ("both sides of a rename", &docs_only, diff(vec![renamed]), vec![(OutsideAllowedPaths, p("src/b.md.txt"))]),
-            ("forbidden inside allowed", &docs_only, diff(vec![change("docs/secret/k.md", Added, 1, 0)]), vec![(ForbiddenPath, p("docs/secret/k.md"))]),
-            ("ci config by default", &default, diff(vec![change(".github/workflows/ci.yml", Modified, 1, 1)]), vec![(CiConfigChanged, p(".github/workflows/ci.yml"))]),
-            ("lockfile by default", &default, diff(vec![change("Cargo.lock", Modified, 5, 5)]), vec![(DependenciesChanged, p("Cargo.lock"))]),
-            ("nested manifest", &default, diff(vec![change("web/package.json", Modified, 1, 1)]), vec![(DependenciesChanged, p("web/package.json"))]),
-            ("allowed when the playbook says so", &lenient, diff(vec![change(".gitlab-ci.yml", Modified, 1, 1), change("go.sum", Modified, 2, 2)]), vec![]),
-            ("too many files and lines", &small, diff(vec![change("a", Added, 8, 0), change("b", Added, 3, 0)]), vec![(TooManyFiles, None), (TooManyLines, None)]),
-            ("limits hold", &small, diff(vec![change("a", Modified, 5, 5)]), vec![]),
+        let cases: Vec<Case> = vec![
+            (
+                "docs inside docs",
+                &docs_only,
+                diff(vec![change("docs/a.md", Modified, 3, 1)]),
+                vec![],
+            ),
+            (
+                "code outside docs",
+                &docs_only,
+                diff(vec![change("src/main.rs", Modified, 1, 1)]),
+                vec![(OutsideAllowedPaths, p("src/main.rs"))],
+            ),
+            (
+                "both sides of a rename",
+                &docs_only,
+                diff(vec![renamed]),
+                vec![(OutsideAllowedPaths, p("src/b.md.txt"))],
+            ),
+            (
+                "forbidden inside allowed",
+                &docs_only,
+                diff(vec![change("docs/secret/k.md", Added, 1, 0)]),
+                vec![(ForbiddenPath, p("docs/secret/k.md"))],
+            ),
+            (
+                "ci config by default",
+                &default,
+                diff(vec![change(".github/workflows/ci.yml", Modified, 1, 1)]),
+                vec![(CiConfigChanged, p(".github/workflows/ci.yml"))],
+            ),
+            (
+                "lockfile by default",
+                &default,
+                diff(vec![change("Cargo.lock", Modified, 5, 5)]),
+                vec![(DependenciesChanged, p("Cargo.lock"))],
+            ),
+            (
+                "nested manifest",
+                &default,
+                diff(vec![change("web/package.json", Modified, 1, 1)]),
+                vec![(DependenciesChanged, p("web/package.json"))],
+            ),
+            (
+                "allowed when the playbook says so",
+                &lenient,
+                diff(vec![
+                    change(".gitlab-ci.yml", Modified, 1, 1),
+                    change("go.sum", Modified, 2, 2),
+                ]),
+                vec![],
+            ),
+            (
+                "too many files and lines",
+                &small,
+                diff(vec![change("a", Added, 8, 0), change("b", Added, 3, 0)]),
+                vec![(TooManyFiles, None), (TooManyLines, None)],
+            ),
+            (
+                "limits hold",
+                &small,
+                diff(vec![change("a", Modified, 5, 5)]),
+                vec![],
+            ),
         ];
         for (name, boundary, d, want) in cases {
             assert_eq!(kinds(boundary, &d), want, "{name}");
@@ -175,7 +236,12 @@ mod tests {
 
     #[test]
     fn messages_say_what_to_do_and_which_rule() {
-        let d = diff(vec![change(".github/workflows/ci.yml", ChangeStatus::Modified, 1, 1)]);
+        let d = diff(vec![change(
+            ".github/workflows/ci.yml",
+            ChangeStatus::Modified,
+            1,
+            1,
+        )]);
         let f = &evaluate(&Boundary::default(), &d)[0];
         assert_eq!(
             f.message,
@@ -183,6 +249,9 @@ mod tests {
         );
         let mut big = diff(vec![]);
         big.files_omitted = 3;
-        assert_eq!(evaluate(&Boundary::default(), &big)[0].kind, FindingKind::DiffTooLarge);
+        assert_eq!(
+            evaluate(&Boundary::default(), &big)[0].kind,
+            FindingKind::DiffTooLarge
+        );
     }
 }

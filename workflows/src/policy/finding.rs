@@ -117,7 +117,8 @@ mod tests {
         for kind in kinds {
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
         }
-        let check = Finding::new(FindingKind::TestDeleted, Some("tests/a.rs"), "deleted").as_check();
+        let check =
+            Finding::new(FindingKind::TestDeleted, Some("tests/a.rs"), "deleted").as_check();
         assert_eq!(check.command, "policy: test_deleted (tests/a.rs)");
         assert!(!check.passed());
     }

@@ -36,8 +36,10 @@ impl Language {
             Some("rb") => Self::Ruby,
             Some("sh" | "bash" | "zsh" | "bats") => Self::Shell,
             Some("cs") => Self::CSharp,
-            Some("md" | "markdown" | "rst" | "txt" | "adoc" | "json" | "yaml" | "yml" | "toml"
-                | "ini" | "cfg" | "csv" | "lock" | "html" | "css" | "svg" | "xml") => Self::Text,
+            Some(
+                "md" | "markdown" | "rst" | "txt" | "adoc" | "json" | "yaml" | "yml" | "toml"
+                | "ini" | "cfg" | "csv" | "lock" | "html" | "css" | "svg" | "xml",
+            ) => Self::Text,
             _ => Self::Other,
         }
     }
@@ -66,7 +68,14 @@ pub fn is_skip_marker(language: Language, line: &str, in_test_file: bool) -> boo
             "@expectedFailure",
         ]),
         Language::JavaScript => any(&[
-            ".skip(", "xit(", "xdescribe(", "xtest(", ".only(", "fit(", "fdescribe(", ".todo(",
+            ".skip(",
+            "xit(",
+            "xdescribe(",
+            "xtest(",
+            ".only(",
+            "fit(",
+            "fdescribe(",
+            ".todo(",
         ]),
         Language::Go => any(&["t.Skip(", "t.SkipNow(", "t.Skipf(", "b.Skip("]),
         Language::Jvm => any(&["@Disabled", "@Ignore"]),
@@ -85,7 +94,14 @@ pub fn is_assertion(language: Language, line: &str) -> bool {
     }
     let any = |tokens: &[&str]| tokens.iter().any(|t| has_token(line, t));
     match language {
-        Language::Rust => any(&["assert!", "assert_eq!", "assert_ne!", "assert_matches!", "prop_assert", "debug_assert"]),
+        Language::Rust => any(&[
+            "assert!",
+            "assert_eq!",
+            "assert_ne!",
+            "assert_matches!",
+            "prop_assert",
+            "debug_assert",
+        ]),
         Language::Python => {
             line.starts_with("assert ") || any(&[".assert", "pytest.raises(", "assert_"])
         }
@@ -170,7 +186,15 @@ const MINIMUM_KEYS: &[&str] = &[
 ];
 /// Jest/nyc/c8 `coverageThreshold` keys; only read in their configuration files.
 const COVERAGE_KEYS: &[&str] = &["lines", "branches", "functions", "statements"];
-const COVERAGE_FILES: &[&str] = &["jest.config", "vitest.config", ".nycrc", ".c8rc", "package.json", "codecov", "karma.conf"];
+const COVERAGE_FILES: &[&str] = &[
+    "jest.config",
+    "vitest.config",
+    ".nycrc",
+    ".c8rc",
+    "package.json",
+    "codecov",
+    "karma.conf",
+];
 const MAXIMUM_KEYS: &[&str] = &[
     "max_warnings",
     "max_complexity",
@@ -192,12 +216,14 @@ pub fn threshold(path: &str, line: &str) -> Option<(String, f64, Loosens)> {
     let text = line.trim().trim_end_matches(',');
     let text = text.split(" #").next().unwrap_or(text);
     let words: Vec<&str> = text.split_whitespace().collect();
-    let options = words.iter().enumerate().filter(|(_, w)| w.starts_with("--")).map(|(i, w)| {
-        match w.split_once('=') {
+    let options = words
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| w.starts_with("--"))
+        .map(|(i, w)| match w.split_once('=') {
             Some((key, value)) => (key, value),
             None => (*w, words.get(i + 1).copied().unwrap_or("")),
-        }
-    });
+        });
     let setting = text.split_once(['=', ':']);
     setting
         .into_iter()
@@ -213,13 +239,20 @@ fn classify(path: &str, key: &str, value: &str) -> Option<(String, f64, Loosens)
         .to_ascii_lowercase()
         .replace('-', "_");
     let key = key.rsplit([' ', '.']).next().unwrap_or(&key).to_string();
-    let value: f64 = value.trim().trim_matches(['"', '\'', ',']).trim_end_matches('%').parse().ok()?;
+    let value: f64 = value
+        .trim()
+        .trim_matches(['"', '\'', ','])
+        .trim_end_matches('%')
+        .parse()
+        .ok()?;
     let name = path.rsplit('/').next().unwrap_or(path);
     let loosens = if MINIMUM_KEYS.contains(&key.as_str()) {
         Loosens::WhenLowered
     } else if MAXIMUM_KEYS.contains(&key.as_str()) {
         Loosens::WhenRaised
-    } else if COVERAGE_KEYS.contains(&key.as_str()) && COVERAGE_FILES.iter().any(|f| name.starts_with(f)) {
+    } else if COVERAGE_KEYS.contains(&key.as_str())
+        && COVERAGE_FILES.iter().any(|f| name.starts_with(f))
+    {
         Loosens::WhenLowered
     } else {
         return None;
@@ -232,9 +265,8 @@ fn classify(path: &str, key: &str, value: &str) -> Option<(String, f64, Loosens)
 fn has_token(line: &str, token: &str) -> bool {
     let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
     let starts_with_word = token.chars().next().is_some_and(word);
-    line.match_indices(token).any(|(at, _)| {
-        !starts_with_word || !line[..at].chars().next_back().is_some_and(word)
-    })
+    line.match_indices(token)
+        .any(|(at, _)| !starts_with_word || !line[..at].chars().next_back().is_some_and(word))
 }
 
 #[cfg(test)]
@@ -273,7 +305,11 @@ mod tests {
             (Text, "#[ignore] is how Rust skips a test", false, false),
         ];
         for (language, line, in_test, want) in cases {
-            assert_eq!(is_skip_marker(language, line, in_test), want, "{language:?} {line}");
+            assert_eq!(
+                is_skip_marker(language, line, in_test),
+                want,
+                "{language:?} {line}"
+            );
         }
     }
 
@@ -304,14 +340,42 @@ mod tests {
     #[test]
     fn thresholds_and_their_direction() {
         let cases = [
-            ("pyproject.toml", "fail_under = 90", Some(("fail_under", 90.0, Loosens::WhenLowered))),
-            ("setup.cfg", "addopts = --cov-fail-under=85 -q", Some(("cov_fail_under", 85.0, Loosens::WhenLowered))),
-            ("Makefile", "\tpytest --cov-fail-under 70", Some(("cov_fail_under", 70.0, Loosens::WhenLowered))),
-            ("tox.ini", "--cov-fail-under=85", Some(("cov_fail_under", 85.0, Loosens::WhenLowered))),
-            ("jest.config.js", "    lines: 80,", Some(("lines", 80.0, Loosens::WhenLowered))),
+            (
+                "pyproject.toml",
+                "fail_under = 90",
+                Some(("fail_under", 90.0, Loosens::WhenLowered)),
+            ),
+            (
+                "setup.cfg",
+                "addopts = --cov-fail-under=85 -q",
+                Some(("cov_fail_under", 85.0, Loosens::WhenLowered)),
+            ),
+            (
+                "Makefile",
+                "\tpytest --cov-fail-under 70",
+                Some(("cov_fail_under", 70.0, Loosens::WhenLowered)),
+            ),
+            (
+                "tox.ini",
+                "--cov-fail-under=85",
+                Some(("cov_fail_under", 85.0, Loosens::WhenLowered)),
+            ),
+            (
+                "jest.config.js",
+                "    lines: 80,",
+                Some(("lines", 80.0, Loosens::WhenLowered)),
+            ),
             ("src/app.js", "    lines: 80,", None),
-            (".eslintrc.json", "\"max-warnings\": 0,", Some(("max_warnings", 0.0, Loosens::WhenRaised))),
-            ("clippy.toml", "too-many-lines-threshold = 100", Some(("too_many_lines_threshold", 100.0, Loosens::WhenRaised))),
+            (
+                ".eslintrc.json",
+                "\"max-warnings\": 0,",
+                Some(("max_warnings", 0.0, Loosens::WhenRaised)),
+            ),
+            (
+                "clippy.toml",
+                "too-many-lines-threshold = 100",
+                Some(("too_many_lines_threshold", 100.0, Loosens::WhenRaised)),
+            ),
             ("a.toml", "name = \"x\"", None),
         ];
         for (path, line, want) in cases {
@@ -320,7 +384,13 @@ mod tests {
             assert_eq!(got, want, "{path}: {line}");
         }
         assert!(is_lint_suppression(Language::Rust, "#[allow(clippy::all)]"));
-        assert!(is_lint_suppression(Language::Python, "x = f()  # noqa: E501"));
-        assert!(!is_lint_suppression(Language::Text, "use # noqa to silence flake8"));
+        assert!(is_lint_suppression(
+            Language::Python,
+            "x = f()  # noqa: E501"
+        ));
+        assert!(!is_lint_suppression(
+            Language::Text,
+            "use # noqa to silence flake8"
+        ));
     }
 }

@@ -82,12 +82,20 @@ fn unmet(conditions: &AutoWhen, facts: &MergeFacts) -> Option<String> {
     if let Some(max) = conditions.max_changed_lines
         && diff.changed_lines() > u64::from(max.get())
     {
-        return Some(format!("{} changed lines > {}", diff.changed_lines(), max.get()));
+        return Some(format!(
+            "{} changed lines > {}",
+            diff.changed_lines(),
+            max.get()
+        ));
     }
     if let Some(max) = conditions.max_changed_files
         && diff.changed_files() > u64::from(max.get())
     {
-        return Some(format!("{} changed files > {}", diff.changed_files(), max.get()));
+        return Some(format!(
+            "{} changed files > {}",
+            diff.changed_files(),
+            max.get()
+        ));
     }
     None
 }
@@ -103,10 +111,18 @@ fn met(conditions: &AutoWhen, facts: &MergeFacts) -> String {
         ));
     }
     if let Some(max) = conditions.max_changed_lines {
-        held.push(format!("{} changed lines <= {}", diff.changed_lines(), max.get()));
+        held.push(format!(
+            "{} changed lines <= {}",
+            diff.changed_lines(),
+            max.get()
+        ));
     }
     if let Some(max) = conditions.max_changed_files {
-        held.push(format!("{} changed files <= {}", diff.changed_files(), max.get()));
+        held.push(format!(
+            "{} changed files <= {}",
+            diff.changed_files(),
+            max.get()
+        ));
     }
     held.join("; ")
 }
@@ -156,18 +172,53 @@ mod tests {
         };
         let leaked: &'static [Finding] = Box::leak(Box::new(finding));
         let cases: Vec<(&MergePolicy, MergeFacts, &str)> = vec![
-            (&MergePolicy::Never, facts(true, &[], &docs_diff), "never: review.merge: never (a person merges the branch outside Errand)"),
-            (&MergePolicy::OnApproval, facts(true, &[], &docs_diff), "on_approval: review.merge: on_approval (merged once a reviewer other than the requester approves)"),
-            (&docs, facts(true, &[], &docs_diff), "auto: review.merge: auto_when held (checks green, no policy finding; every changed path matches docs/**, **/*.md; 12 changed lines <= 50)"),
-            (&docs, facts(true, &[], &code_diff), "on_approval: review.merge: auto_when did not hold (src/main.rs does not match docs/**, **/*.md); waiting for an approval"),
-            (&docs, facts(true, &[], &big_diff), "on_approval: review.merge: auto_when did not hold (80 changed lines > 50); waiting for an approval"),
-            (&docs, facts(false, &[], &docs_diff), "on_approval: review.merge: auto_when did not hold (the checks are not green); waiting for an approval"),
-            (&docs, facts(true, leaked, &docs_diff), "on_approval: review.merge: auto_when did not hold (1 policy finding(s)); waiting for an approval"),
-            (&docs, facts(true, &[], &empty), "on_approval: review.merge: auto_when did not hold (nothing changed); waiting for an approval"),
+            (
+                &MergePolicy::Never,
+                facts(true, &[], &docs_diff),
+                "never: review.merge: never (a person merges the branch outside Errand)",
+            ),
+            (
+                &MergePolicy::OnApproval,
+                facts(true, &[], &docs_diff),
+                "on_approval: review.merge: on_approval (merged once a reviewer other than the requester approves)",
+            ),
+            (
+                &docs,
+                facts(true, &[], &docs_diff),
+                "auto: review.merge: auto_when held (checks green, no policy finding; every changed path matches docs/**, **/*.md; 12 changed lines <= 50)",
+            ),
+            (
+                &docs,
+                facts(true, &[], &code_diff),
+                "on_approval: review.merge: auto_when did not hold (src/main.rs does not match docs/**, **/*.md); waiting for an approval",
+            ),
+            (
+                &docs,
+                facts(true, &[], &big_diff),
+                "on_approval: review.merge: auto_when did not hold (80 changed lines > 50); waiting for an approval",
+            ),
+            (
+                &docs,
+                facts(false, &[], &docs_diff),
+                "on_approval: review.merge: auto_when did not hold (the checks are not green); waiting for an approval",
+            ),
+            (
+                &docs,
+                facts(true, leaked, &docs_diff),
+                "on_approval: review.merge: auto_when did not hold (1 policy finding(s)); waiting for an approval",
+            ),
+            (
+                &docs,
+                facts(true, &[], &empty),
+                "on_approval: review.merge: auto_when did not hold (nothing changed); waiting for an approval",
+            ),
         ];
         for (policy, facts, want) in cases {
             let decision = decide(policy, &facts);
-            let kind = serde_json::to_value(&decision).unwrap()["decision"].as_str().unwrap().to_string();
+            let kind = serde_json::to_value(&decision).unwrap()["decision"]
+                .as_str()
+                .unwrap()
+                .to_string();
             assert_eq!(format!("{kind}: {}", decision.rule()), want);
         }
     }

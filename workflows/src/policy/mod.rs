@@ -71,6 +71,10 @@ pub fn evaluate(policy: &Policy, diff: &DiffSummary) -> Vec<Finding> {
     let tests = paths::PathSet::new(&policy.test_paths);
     let mut findings = boundary::evaluate(&policy.boundary, diff);
     findings.extend(tamper::evaluate(&policy.forbidden_actions, &tests, diff));
-    findings.extend(postconditions::evaluate(&policy.postconditions, &tests, diff));
+    findings.extend(postconditions::evaluate(
+        &policy.postconditions,
+        &tests,
+        diff,
+    ));
     findings
 }

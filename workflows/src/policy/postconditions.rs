@@ -5,7 +5,11 @@ use super::paths::PathSet;
 use crate::contracts::{ChangeStatus, DiffSummary};
 use crate::playbook::Postcondition;
 
-pub fn evaluate(postconditions: &[Postcondition], tests: &PathSet, diff: &DiffSummary) -> Vec<Finding> {
+pub fn evaluate(
+    postconditions: &[Postcondition],
+    tests: &PathSet,
+    diff: &DiffSummary,
+) -> Vec<Finding> {
     postconditions
         .iter()
         .filter_map(|p| check(p, tests, diff))
@@ -87,11 +91,31 @@ mod tests {
         let docs = Postcondition::Touches(globs(&["docs/**"]));
         let cases = [
             (Postcondition::ChangesSomething, diff(&[]), Some(NoChanges)),
-            (Postcondition::ChangesSomething, diff(&[("a", Modified)]), None),
-            (Postcondition::AddsTests, diff(&[("src/div.sh", Modified)]), Some(NoTestsAdded)),
-            (Postcondition::AddsTests, diff(&[("tests/test_div.sh", Added)]), None),
-            (Postcondition::AddsTests, diff(&[("tests/test_div.sh", Deleted)]), Some(NoTestsAdded)),
-            (docs.clone(), diff(&[("README.md", Modified)]), Some(RequiredPathsUntouched)),
+            (
+                Postcondition::ChangesSomething,
+                diff(&[("a", Modified)]),
+                None,
+            ),
+            (
+                Postcondition::AddsTests,
+                diff(&[("src/div.sh", Modified)]),
+                Some(NoTestsAdded),
+            ),
+            (
+                Postcondition::AddsTests,
+                diff(&[("tests/test_div.sh", Added)]),
+                None,
+            ),
+            (
+                Postcondition::AddsTests,
+                diff(&[("tests/test_div.sh", Deleted)]),
+                Some(NoTestsAdded),
+            ),
+            (
+                docs.clone(),
+                diff(&[("README.md", Modified)]),
+                Some(RequiredPathsUntouched),
+            ),
             (docs, diff(&[("docs/usage.md", Modified)]), None),
         ];
         for (postcondition, d, want) in cases {

@@ -35,10 +35,15 @@ pub fn plan(spec: &RedGreen, tests: &PathSet, diff: &DiffSummary) -> Plan {
         })
         .collect();
     if let Some(template) = &spec.changed_tests {
-        runs.extend(test_files.iter().take(MAX_CHANGED_TESTS).map(|file| RedGreenTest {
-            command: template.replace(TEST_FILE_PLACEHOLDER, &shell_word(file)),
-            test_file: Some(file.clone()),
-        }));
+        runs.extend(
+            test_files
+                .iter()
+                .take(MAX_CHANGED_TESTS)
+                .map(|file| RedGreenTest {
+                    command: template.replace(TEST_FILE_PLACEHOLDER, &shell_word(file)),
+                    test_file: Some(file.clone()),
+                }),
+        );
     }
     Plan {
         tests: runs,
@@ -180,7 +185,14 @@ mod tests {
         };
         let plan = plan(&spec, &PathSet::of(DEFAULT_TEST_PATHS), &diff);
         let commands: Vec<&str> = plan.tests.iter().map(|t| t.command.as_str()).collect();
-        assert_eq!(commands, ["sh test.sh", "sh tests/test_div.sh", r"sh 'tests/it'\''s.sh'"]);
+        assert_eq!(
+            commands,
+            [
+                "sh test.sh",
+                "sh tests/test_div.sh",
+                r"sh 'tests/it'\''s.sh'"
+            ]
+        );
         assert_eq!(plan.test_files, ["tests/test_div.sh", "tests/it's.sh"]);
     }
 

@@ -10,7 +10,11 @@ use super::paths::PathSet;
 use crate::contracts::{ChangeStatus, DiffSummary, FileChange};
 use crate::playbook::ForbiddenAction;
 
-pub fn evaluate(forbidden: &[ForbiddenAction], tests: &PathSet, diff: &DiffSummary) -> Vec<Finding> {
+pub fn evaluate(
+    forbidden: &[ForbiddenAction],
+    tests: &PathSet,
+    diff: &DiffSummary,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
     for file in &diff.files {
         for action in ForbiddenAction::ALL {
@@ -39,7 +43,10 @@ fn check(action: ForbiddenAction, file: &FileChange, tests: &PathSet) -> Vec<Fin
                 Some(line) => vec![Finding::new(
                     FindingKind::TestSkipped,
                     Some(path),
-                    format!("{path}: adds a skip marker `{}` (forbidden action {rule}): run the test and make it pass instead", line.trim()),
+                    format!(
+                        "{path}: adds a skip marker `{}` (forbidden action {rule}): run the test and make it pass instead",
+                        line.trim()
+                    ),
                 )],
                 None => vec![],
             }
@@ -53,7 +60,10 @@ fn check(action: ForbiddenAction, file: &FileChange, tests: &PathSet) -> Vec<Fin
                 Some(line) => vec![Finding::new(
                     FindingKind::LintSuppressed,
                     Some(path),
-                    format!("{path}: adds a lint suppression `{}` (forbidden action {rule}): fix what the linter reports instead", line.trim()),
+                    format!(
+                        "{path}: adds a lint suppression `{}` (forbidden action {rule}): fix what the linter reports instead",
+                        line.trim()
+                    ),
                 )],
                 None => vec![],
             }
@@ -67,9 +77,14 @@ fn deleted_or_renamed_away(file: &FileChange, tests: &PathSet) -> Vec<Finding> {
         (ChangeStatus::Deleted, _) if tests.is_match(&file.path) => vec![Finding::new(
             FindingKind::TestDeleted,
             Some(&file.path),
-            format!("{}: deletes a test file (forbidden action {rule}): restore it", file.path),
+            format!(
+                "{}: deletes a test file (forbidden action {rule}): restore it",
+                file.path
+            ),
         )],
-        (ChangeStatus::Renamed, Some(old)) if tests.is_match(old) && !tests.is_match(&file.path) => {
+        (ChangeStatus::Renamed, Some(old))
+            if tests.is_match(old) && !tests.is_match(&file.path) =>
+        {
             vec![Finding::new(
                 FindingKind::TestRenamedAway,
                 Some(old),
@@ -88,7 +103,11 @@ fn weakened_assertions(file: &FileChange, language: Language, rule: &str) -> Vec
         return vec![];
     };
     let path = file.path.as_str();
-    let count = |side: &[String]| side.iter().filter(|l| markers::is_assertion(language, l)).count();
+    let count = |side: &[String]| {
+        side.iter()
+            .filter(|l| markers::is_assertion(language, l))
+            .count()
+    };
     let (removed, added) = (count(&lines.removed), count(&lines.added));
     let mut findings = Vec::new();
     if removed > added {
@@ -118,7 +137,9 @@ fn lowered_thresholds(file: &FileChange, rule: &str) -> Vec<Finding> {
     let path = file.path.as_str();
     let settings = |side: &[String]| -> BTreeMap<String, (f64, Loosens, String)> {
         side.iter()
-            .filter_map(|l| markers::threshold(path, l).map(|(k, v, d)| (k, (v, d, l.trim().to_string()))))
+            .filter_map(|l| {
+                markers::threshold(path, l).map(|(k, v, d)| (k, (v, d, l.trim().to_string())))
+            })
             .collect()
     };
     let (before, after) = (settings(&lines.removed), settings(&lines.added));
@@ -138,7 +159,9 @@ fn lowered_thresholds(file: &FileChange, rule: &str) -> Vec<Finding> {
             findings.push(Finding::new(
                 FindingKind::ThresholdLowered,
                 Some(path),
-                format!("{path}: {what}, loosening a quality gate (forbidden action {rule}): restore it"),
+                format!(
+                    "{path}: {what}, loosening a quality gate (forbidden action {rule}): restore it"
+                ),
             ));
         }
     }
@@ -177,7 +200,10 @@ mod tests {
         }
     }
 
-    fn findings(files: Vec<FileChange>, forbidden: &[ForbiddenAction]) -> Vec<(FindingKind, String)> {
+    fn findings(
+        files: Vec<FileChange>,
+        forbidden: &[ForbiddenAction],
+    ) -> Vec<(FindingKind, String)> {
         let diff = DiffSummary {
             base_commit: "b".into(),
             files,
@@ -189,6 +215,9 @@ mod tests {
             .collect()
     }
 
+    /// A case: its name, the changed files, the findings wanted.
+    type Case = (&'static str, Vec<FileChange>, Vec<(FindingKind, String)>);
+
     #[test]
     fn tamper_rules_on_a_table_of_diffs() {
         use ChangeStatus::*;
@@ -199,25 +228,138 @@ mod tests {
         let mut renamed_within = file("tests/test_sum.sh", Renamed, &[], &[]);
         renamed_within.old_path = Some("tests/test_add.sh".into());
         let p = |s: &str| s.to_string();
-        let cases: Vec<(&str, Vec<FileChange>, Vec<(FindingKind, String)>)> = vec![
-            ("a fix in the code", vec![file("calc.sh", Modified, &["echo $((a - b))"], &["echo $((a + b))"])], vec![]),
-            ("a deleted test", vec![file("tests/test_add.py", Deleted, &["assert add(1, 2) == 3"], &[])], vec![(TestDeleted, p("tests/test_add.py"))]),
-            ("a deleted non-test", vec![file("notes.txt", Deleted, &[], &[])], vec![]),
-            ("a test renamed away", vec![renamed_away], vec![(TestRenamedAway, p("tests/test_add.sh"))]),
+        let cases: Vec<Case> = vec![
+            (
+                "a fix in the code",
+                vec![file(
+                    "calc.sh",
+                    Modified,
+                    &["echo $((a - b))"],
+                    &["echo $((a + b))"],
+                )],
+                vec![],
+            ),
+            (
+                "a deleted test",
+                vec![file(
+                    "tests/test_add.py",
+                    Deleted,
+                    &["assert add(1, 2) == 3"],
+                    &[],
+                )],
+                vec![(TestDeleted, p("tests/test_add.py"))],
+            ),
+            (
+                "a deleted non-test",
+                vec![file("notes.txt", Deleted, &[], &[])],
+                vec![],
+            ),
+            (
+                "a test renamed away",
+                vec![renamed_away],
+                vec![(TestRenamedAway, p("tests/test_add.sh"))],
+            ),
             ("a test renamed to a test", vec![renamed_within], vec![]),
-            ("an ignore in rust", vec![file("src/lib.rs", Modified, &[], &["    #[ignore]"])], vec![(TestSkipped, p("src/lib.rs"))]),
-            ("an ignore moved, not added", vec![file("tests/a.rs", Modified, &["#[ignore]"], &["#[ignore]"])], vec![]),
-            ("an early exit in a shell test", vec![file("test.sh", Modified, &[], &["exit 0"])], vec![(TestSkipped, p("test.sh"))]),
-            ("pytest skip", vec![file("tests/test_x.py", Modified, &[], &["@pytest.mark.skip(reason='flaky')"])], vec![(TestSkipped, p("tests/test_x.py"))]),
-            ("an assertion removed", vec![file("test.sh", Modified, &["check add 2 3 5"], &[])], vec![(AssertionsRemoved, p("test.sh"))]),
-            ("an assertion rewritten", vec![file("tests/a_test.go", Modified, &["\tt.Errorf(\"x\")"], &["\tt.Fatalf(\"y\")"])], vec![]),
-            ("an always-true assertion", vec![file("tests/test_a.py", Modified, &["assert add(1, 2) == 3"], &["assert True"])], vec![(TrivialAssertion, p("tests/test_a.py"))]),
-            ("assertions removed outside tests do not count", vec![file("src/lib.rs", Modified, &["debug_assert!(x)"], &[])], vec![]),
-            ("coverage lowered", vec![file("pyproject.toml", Modified, &["fail_under = 90"], &["fail_under = 80"])], vec![(ThresholdLowered, p("pyproject.toml"))]),
-            ("coverage raised", vec![file("pyproject.toml", Modified, &["fail_under = 80"], &["fail_under = 90"])], vec![]),
-            ("lint limit raised", vec![file(".eslintrc.json", Modified, &["\"max-warnings\": 0,"], &["\"max-warnings\": 10,"])], vec![(ThresholdLowered, p(".eslintrc.json"))]),
-            ("threshold removed", vec![file("setup.cfg", Modified, &["fail_under = 90"], &[])], vec![(ThresholdLowered, p("setup.cfg"))]),
-            ("a lint suppression", vec![file("src/main.rs", Modified, &[], &["#[allow(clippy::unwrap_used)]"])], vec![(LintSuppressed, p("src/main.rs"))]),
+            (
+                "an ignore in rust",
+                vec![file("src/lib.rs", Modified, &[], &["    #[ignore]"])],
+                vec![(TestSkipped, p("src/lib.rs"))],
+            ),
+            (
+                "an ignore moved, not added",
+                vec![file("tests/a.rs", Modified, &["#[ignore]"], &["#[ignore]"])],
+                vec![],
+            ),
+            (
+                "an early exit in a shell test",
+                vec![file("test.sh", Modified, &[], &["exit 0"])],
+                vec![(TestSkipped, p("test.sh"))],
+            ),
+            (
+                "pytest skip",
+                vec![file(
+                    "tests/test_x.py",
+                    Modified,
+                    &[],
+                    &["@pytest.mark.skip(reason='flaky')"],
+                )],
+                vec![(TestSkipped, p("tests/test_x.py"))],
+            ),
+            (
+                "an assertion removed",
+                vec![file("test.sh", Modified, &["check add 2 3 5"], &[])],
+                vec![(AssertionsRemoved, p("test.sh"))],
+            ),
+            (
+                "an assertion rewritten",
+                vec![file(
+                    "tests/a_test.go",
+                    Modified,
+                    &["\tt.Errorf(\"x\")"],
+                    &["\tt.Fatalf(\"y\")"],
+                )],
+                vec![],
+            ),
+            (
+                "an always-true assertion",
+                vec![file(
+                    "tests/test_a.py",
+                    Modified,
+                    &["assert add(1, 2) == 3"],
+                    &["assert True"],
+                )],
+                vec![(TrivialAssertion, p("tests/test_a.py"))],
+            ),
+            (
+                "assertions removed outside tests do not count",
+                vec![file("src/lib.rs", Modified, &["debug_assert!(x)"], &[])],
+                vec![],
+            ),
+            (
+                "coverage lowered",
+                vec![file(
+                    "pyproject.toml",
+                    Modified,
+                    &["fail_under = 90"],
+                    &["fail_under = 80"],
+                )],
+                vec![(ThresholdLowered, p("pyproject.toml"))],
+            ),
+            (
+                "coverage raised",
+                vec![file(
+                    "pyproject.toml",
+                    Modified,
+                    &["fail_under = 80"],
+                    &["fail_under = 90"],
+                )],
+                vec![],
+            ),
+            (
+                "lint limit raised",
+                vec![file(
+                    ".eslintrc.json",
+                    Modified,
+                    &["\"max-warnings\": 0,"],
+                    &["\"max-warnings\": 10,"],
+                )],
+                vec![(ThresholdLowered, p(".eslintrc.json"))],
+            ),
+            (
+                "threshold removed",
+                vec![file("setup.cfg", Modified, &["fail_under = 90"], &[])],
+                vec![(ThresholdLowered, p("setup.cfg"))],
+            ),
+            (
+                "a lint suppression",
+                vec![file(
+                    "src/main.rs",
+                    Modified,
+                    &[],
+                    &["#[allow(clippy::unwrap_used)]"],
+                )],
+                vec![(LintSuppressed, p("src/main.rs"))],
+            ),
         ];
         for (name, files, want) in cases {
             assert_eq!(findings(files, &all), want, "{name}");
@@ -237,7 +379,11 @@ mod tests {
             files: vec![file("test.sh", ChangeStatus::Modified, &[], &["  exit 0"])],
             ..DiffSummary::default()
         };
-        let found = evaluate(&ForbiddenAction::all(), &PathSet::of(DEFAULT_TEST_PATHS), &diff);
+        let found = evaluate(
+            &ForbiddenAction::all(),
+            &PathSet::of(DEFAULT_TEST_PATHS),
+            &diff,
+        );
         assert_eq!(
             found[0].message,
             "test.sh: adds a skip marker `exit 0` (forbidden action skip_tests): run the test and make it pass instead"

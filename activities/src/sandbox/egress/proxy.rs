@@ -519,6 +519,120 @@ mod tests {
         assert_eq!(split_authority("host:0", None), None);
     }
 
+    /// A resolver that answers from a table and counts every question.
+    #[derive(Debug, Default)]
+    struct TableResolver {
+        answers: std::collections::BTreeMap<String, Vec<IpAddr>>,
+        asked: Mutex<Vec<String>>,
+    }
+
+    impl Resolve for TableResolver {
+        fn resolve<'a>(
+            &'a self,
+            host: &'a str,
+        ) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + 'a>> {
+            self.asked.lock().expect("lock").push(host.to_owned());
+            let answer = self
+                .answers
+                .get(host)
+                .cloned()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such host"));
+            Box::pin(async move { answer })
+        }
+    }
+
+    async fn status_of(proxy: &EgressProxy, request: &str) -> String {
+        let mut stream = UnixStream::connect(proxy.socket_dir().join(SOCKET_NAME))
+            .await
+            .expect("connect");
+        stream.write_all(request.as_bytes()).await.expect("send");
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response).await;
+        String::from_utf8_lossy(&response)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn names_are_checked_before_any_lookup_and_answers_after() {
+        let log_dir = tempfile::tempdir().expect("tempdir");
+        let resolver = Arc::new(TableResolver {
+            answers: [
+                (
+                    "internal.test".to_owned(),
+                    vec![IpAddr::from([10, 0, 0, 7])],
+                ),
+                (
+                    "rebind.test".to_owned(),
+                    vec![
+                        IpAddr::from([93, 184, 215, 14]),
+                        IpAddr::from([169, 254, 169, 254]),
+                    ],
+                ),
+            ]
+            .into_iter()
+            .collect(),
+            asked: Mutex::new(Vec::new()),
+        });
+        let policy = EgressPolicy {
+            allow: ["internal.test:443", "rebind.test:443", "gone.test:443"]
+                .iter()
+                .map(|entry| entry.parse().expect("entry"))
+                .collect(),
+            pinned: Default::default(),
+        };
+        let proxy = start_with_resolver(
+            policy,
+            &log_dir.path().join("run.log"),
+            None,
+            resolver.clone(),
+        )
+        .expect("proxy");
+        let connect = |target: &str| format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+        assert_eq!(
+            status_of(&proxy, &connect("exfil-secret-data.evil.test:443")).await,
+            "HTTP/1.1 403 Forbidden"
+        );
+        assert_eq!(
+            status_of(&proxy, &connect("internal.test:443")).await,
+            "HTTP/1.1 403 Forbidden"
+        );
+        assert_eq!(
+            status_of(&proxy, &connect("rebind.test:443")).await,
+            "HTTP/1.1 403 Forbidden"
+        );
+        assert_eq!(
+            status_of(&proxy, &connect("gone.test:443")).await,
+            "HTTP/1.1 502 Bad Gateway"
+        );
+        assert_eq!(
+            status_of(&proxy, "BREW /pot HTCPCP/1.0\r\n\r\n").await,
+            "HTTP/1.1 400 Bad Request"
+        );
+        // The name outside the allowlist never reached a resolver (no DNS exfiltration).
+        assert_eq!(
+            *resolver.asked.lock().expect("lock"),
+            ["internal.test", "rebind.test", "gone.test"]
+        );
+        let decisions = proxy.finish().await;
+        let verdicts: Vec<Verdict> = decisions.iter().map(|d| d.verdict).collect();
+        assert_eq!(
+            verdicts,
+            [
+                Verdict::NotAllowlisted,
+                Verdict::ForbiddenAddress,
+                Verdict::ForbiddenAddress,
+                Verdict::ResolutionFailed,
+                Verdict::Malformed
+            ]
+        );
+        let logged = std::fs::read_to_string(decision_log_path(&log_dir.path().join("run.log")))
+            .expect("log");
+        assert_eq!(logged.lines().count(), 5);
+    }
+
     #[test]
     fn knows_its_loopback() {
         assert!(local_addresses().contains(&IpAddr::from([127, 0, 0, 1])));
