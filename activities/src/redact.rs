@@ -197,7 +197,7 @@ mod tests {
                 format!("using {ghp} now"),
                 "using [redacted] now".to_string(),
             ),
-            (format!("{ghp}"), MASK.to_string()),
+            (ghp.clone(), MASK.to_string()),
             (
                 "key sk-proj-abcdefghijklmnopqrstuvwx.".to_string(),
                 "key [redacted].".to_string(),

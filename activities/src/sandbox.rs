@@ -264,6 +264,11 @@ impl Sandbox {
             .as_ref()
             .map(|layout| RunCgroup::create(layout, &run_name, &spec.limits))
             .transpose()?;
+        if spec.network.is_some() && inner.shim.is_none() {
+            return Err(SandboxError::Unavailable {
+                reason: "egress needs the sandbox shim (its bridge), which was not found".into(),
+            });
+        }
         let egress = spec
             .network
             .as_ref()
@@ -276,12 +281,6 @@ impl Sandbox {
                 step: "starting the egress proxy",
                 source: err,
             })?;
-        if egress.is_some() && inner.shim.is_none() {
-            return Err(SandboxError::Unavailable {
-                reason: "egress needs the sandbox shim, which was not found".into(),
-            });
-        }
-
         let paths = staging::HostPaths {
             workspace: &resolved.workspace,
             inputs_dir: resolved.inputs_dir.as_deref(),

@@ -57,7 +57,16 @@ impl Fixture {
             env: vec![],
             timeout: Duration::from_secs(30),
             log_path: self.log(),
-            limits: Limits::default(),
+            // An unprivileged test run cannot cap the workspace (such a run would be refused).
+            limits: Limits {
+                // SAFETY: a plain syscall.
+                workspace_write_bytes: if unsafe { libc::geteuid() } == 0 {
+                    Limits::default().workspace_write_bytes
+                } else {
+                    None
+                },
+                ..Limits::default()
+            },
             network: None,
         }
     }

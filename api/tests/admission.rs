@@ -571,3 +571,55 @@ fn playbook_errors_are_422_naming_the_input() {
     assert_eq!((err.status.as_u16(), err.code), (422, "invalid_playbook"));
     assert!(err.message.starts_with("fix-test.yaml"), "{}", err.message);
 }
+
+#[test]
+fn a_playbook_run_carries_the_policy_and_may_only_lower_its_review_timeout() {
+    use serde_json::json;
+    let content = PLAYBOOK.replace("name: fix-test", "name: fix-test\nboundary:\n  max_changed_files: 3\nreview:\n  merge: never\n  timeout_secs: 3600");
+    let resolved = || resolve(&content, &[("test", "t")]);
+    let run = |timeout: Option<u64>| {
+        let mut body = json!({"repo": "/srv/app.git", "inputs": {"test": "t"}});
+        if let Some(t) = timeout {
+            body["review_timeout_secs"] = t.into();
+        }
+        playbook_task_spec("t".into(), run_request(body), resolved())
+    };
+    let spec = run(None).unwrap();
+    assert_eq!(spec.review_timeout_secs, 3600);
+    assert_eq!(
+        spec.policy.boundary.max_changed_files.map(|m| m.get()),
+        Some(3)
+    );
+    assert_eq!(spec.policy.merge, workflows::playbook::MergePolicy::Never);
+    assert_eq!(run(Some(60)).unwrap().review_timeout_secs, 60);
+    assert_eq!(
+        fault(run(Some(7200)).unwrap_err()),
+        (422, Some("review_timeout_secs".into()))
+    );
+    // An ad-hoc task gets the default protections.
+    let adhoc = task_spec("t".into(), request(minimal())).unwrap();
+    assert_eq!(adhoc.policy, workflows::policy::Policy::default());
+}
+
+#[test]
+fn typed_inputs_are_checked_at_admission() {
+    use api::admission::playbook_error;
+    let content = PLAYBOOK.replace(
+        "    description: the failing test",
+        "    description: the failing test\n  runs:\n    type: integer\n    default: 3",
+    );
+    let playbook = Playbook::parse("fix-test.yaml", &content).unwrap();
+    let inputs = BTreeMap::from([
+        ("test".to_string(), InputValue::from("t")),
+        ("runs".to_string(), InputValue::from("many")),
+    ]);
+    let err = playbook.resolve(&content, &inputs).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "inputs.runs: expected an integer, got \"many\""
+    );
+    assert_eq!(
+        fault(playbook_error(err)),
+        (422, Some("inputs.runs".into()))
+    );
+}

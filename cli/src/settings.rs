@@ -95,7 +95,8 @@ impl Settings {
         builder = builder.add_source(
             config::Environment::with_prefix("ERRAND")
                 .prefix_separator("__")
-                .separator("__"),
+                .separator("__")
+                .source(env),
         );
         let mut settings: Settings = builder
             .build()

@@ -128,6 +128,6 @@ mod tests {
         assert!(round_from_db("t", -1).is_err());
         assert!(millis_to_db("t", u64::MAX).is_err());
         assert!(millis_from_db("t", -5).is_err());
-        assert_eq!(final_statuses().len(), 5);
+        assert_eq!(final_statuses().len(), 6);
     }
 }

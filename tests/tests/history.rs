@@ -362,7 +362,7 @@ fn decoded_strings(value: &Value, out: &mut String) {
 /// Standard base64 with padding; None for anything else.
 fn base64_decode(text: &str) -> Option<Vec<u8>> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    if text.is_empty() || text.len() % 4 != 0 {
+    if text.is_empty() || !text.len().is_multiple_of(4) {
         return None;
     }
     let mut bits = 0u32;

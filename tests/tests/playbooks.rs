@@ -69,6 +69,7 @@ async fn shipped_playbooks_are_enforced_end_to_end() -> anyhow::Result<()> {
     let deps = Remote::example("pinned-deps")?;
     let flaky = Remote::example("flaky-greeter")?;
     let issue_repo = Remote::calculator()?;
+    let cheat_repo = Remote::calculator()?;
 
     // All six run at once on the one worker.
     let fix = run_playbook(
@@ -120,6 +121,21 @@ async fn shipped_playbooks_are_enforced_end_to_end() -> anyhow::Result<()> {
         json!({"issue": "Add a sub operation to calc.sh", "checks": "test \"$(sh calc.sh sub 5 3)\" = 2"}),
     )
     .await?;
+
+    // The same cheat with a single round: the findings end the task, the work is kept.
+    let body = json!({
+        "repo": cheat_repo.path().display().to_string(),
+        "inputs": {"test": "sh test.sh"},
+        "agent": {"kind": "command", "command": [example_agent("cheat-then-fix.sh")]},
+        "requester": "alice",
+        "max_rounds": 1,
+    });
+    let cheat = errand
+        .post_ok("/v1/playbooks/fix-failing-test/runs", body, None)
+        .await?["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
 
     // docs-refresh: documentation only, small, green: merged without a reviewer.
     let task = errand.wait_for_status(&refresh, "merged", RUN).await?;
@@ -178,6 +194,22 @@ async fn shipped_playbooks_are_enforced_end_to_end() -> anyhow::Result<()> {
     errand
         .check_replay(&refresh, "playbook-docs-auto-merge")
         .await?;
+
+    let task = errand.wait_for_status(&cheat, "incomplete", RUN).await?;
+    assert_eq!(
+        task["reason"],
+        "round_limit: policy findings after 1 round(s): test_skipped (test.sh)"
+    );
+    let report = task["report"].as_str().unwrap_or_default();
+    assert!(
+        report.contains("The last round still broke these rules"),
+        "{report}"
+    );
+    assert!(
+        cheat_repo
+            .show(&format!("errand/{cheat}"), "test.sh")?
+            .contains("exit 0")
+    );
 
     // investigate-crash: a reproduction test proven red->green; merge policy `never`, so an
     // approval ends the task without touching main.

@@ -164,6 +164,10 @@ impl RunningCommand {
                 .wait()
                 .await
                 .map_err(|source| SandboxError::Wait { source })?;
+        } else if let Some(cgroup) = &self.finish.cgroup {
+            // bwrap is gone, and its PID namespace with it; this only makes sure nothing that
+            // holds the output pipe lingers while it drains.
+            cgroup.kill();
         }
         if tokio::time::timeout(DRAIN_GRACE, &mut self.reader)
             .await

@@ -131,8 +131,10 @@ impl AgentTaskWorkflow {
         _ctx: &WorkflowContextView,
         decision: &ReviewDecision,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        // A decision already taken but not yet acted on means the gate is closing.
-        let status = if self.decision.is_some() {
+        // A decision already taken but not yet acted on, or a merge without a reviewer, means
+        // the gate is closing.
+        let auto_merge = matches!(self.merge, Some(MergeDecision::Auto { .. }));
+        let status = if self.decision.is_some() || auto_merge {
             TaskStatus::Pushing
         } else {
             self.status
@@ -302,6 +304,22 @@ impl Run<'_> {
                 continue;
             }
 
+            // Decided before the review opens, so that its report says how it will merge.
+            let merge_decision = if self.enforced {
+                let decision = merge::decide(
+                    &spec.policy.merge,
+                    &MergeFacts {
+                        checks_green: verdict.checks_green(),
+                        findings: &verdict.findings,
+                        diff: verdict.diff.as_ref(),
+                    },
+                );
+                self.ctx.state_mut(|s| s.merge = Some(decision.clone()));
+                Some(decision)
+            } else {
+                None
+            };
+
             self.set_status(TaskStatus::Pushing, None).await?;
             let pushed = self
                 .push(
@@ -322,20 +340,6 @@ impl Run<'_> {
             .await?;
             self.set_status(TaskStatus::AwaitingReview, None).await?;
 
-            let merge_decision = if self.enforced {
-                let decision = merge::decide(
-                    &spec.policy.merge,
-                    &MergeFacts {
-                        checks_green: verdict.checks_green(),
-                        findings: &verdict.findings,
-                        diff: verdict.diff.as_ref(),
-                    },
-                );
-                self.ctx.state_mut(|s| s.merge = Some(decision.clone()));
-                Some(decision)
-            } else {
-                None
-            };
             if let Some(MergeDecision::Auto { rule }) = &merge_decision {
                 self.merge(&workspace, &pushed, AUTO_MERGER).await?;
                 return Ok(Ending::new(

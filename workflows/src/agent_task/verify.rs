@@ -50,10 +50,16 @@ impl Run<'_> {
                     checks: spec.checks.clone(),
                     time_budget_secs: spec.time_budget_secs,
                 },
-                long_running(
-                    spec.time_budget_secs
-                        .saturating_mul(spec.checks.len().max(1) as u64),
-                ),
+                {
+                    let budget = spec
+                        .time_budget_secs
+                        .saturating_mul(spec.checks.len().max(1) as u64);
+                    if self.enforced {
+                        long_running_with(budget, &spec.policy.retry)
+                    } else {
+                        long_running(budget)
+                    }
+                },
             )
             .await?;
         if !self.enforced {
