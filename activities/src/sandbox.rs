@@ -204,24 +204,32 @@ impl Sandbox {
         };
         // Runs of a worker that died (SIGKILL) leave their cgroups behind: remove them.
         cgroup::sweep_stale(&cgroups);
-        let mut sandbox = Sandbox {
+        if let Some(shim) = &config.shim
+            && let Err(err) = shim::start_watchdog(shim)
+        {
+            // bwrap's parent-death signal still covers every run past its first milliseconds.
+            tracing::warn!(error = %err, "the sandbox watchdog did not start");
+        }
+        let cgroups = match probe::cgroups_work(&cgroups) {
+            Ok(()) => Some(cgroups),
+            Err(err) if matches!(privilege, Privilege::Root { .. }) => {
+                return Err(unavailable(err));
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "no writable cgroup: runs are limited by rlimits only");
+                None
+            }
+        };
+        let sandbox = Sandbox {
             inner: Arc::new(Inner {
                 bwrap: config.bwrap.clone(),
                 host: HostLayout::probe(),
                 shim: config.shim.clone(),
                 seccomp,
                 privilege,
-                cgroups: Some(cgroups),
+                cgroups,
             }),
         };
-        if let Err(err) = probe::cgroups_work(&sandbox) {
-            if sandbox.is_root() {
-                return Err(unavailable(err.to_string()));
-            }
-            tracing::warn!(error = %err, "no writable cgroup: runs are limited by rlimits only");
-            let inner = Arc::get_mut(&mut sandbox.inner).expect("not shared yet");
-            inner.cgroups = None;
-        }
         probe::run(&sandbox).await.map_err(unavailable)?;
         Ok(sandbox)
     }

@@ -59,6 +59,7 @@ async fn sandbox(runs: usize, out: &Path) -> anyhow::Result<()> {
         network: None,
     };
 
+    let machine = Machine::describe();
     let direct = measure(runs, || async {
         let status = tokio::process::Command::new(TRUE).status().await?;
         anyhow::ensure!(status.success(), "true failed: {status}");
@@ -82,10 +83,14 @@ async fn sandbox(runs: usize, out: &Path) -> anyhow::Result<()> {
         runs,
         direct: Percentiles::of(&direct),
         sandboxed: Percentiles::of(&sandboxed),
-        machine: Machine::describe(),
+        machine,
         setup: format!(
             "{} build, {}, {}{}",
-            if cfg!(debug_assertions) { "debug" } else { "release" },
+            if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            },
             support::bwrap_version(sandbox.bwrap()).unwrap_or_else(|_| "bwrap".into()),
             if sandbox.is_root() {
                 "root worker (per-run uid, cgroup, idmapped overlay on a sized tmpfs)"
@@ -95,7 +100,10 @@ async fn sandbox(runs: usize, out: &Path) -> anyhow::Result<()> {
             match sandbox.shim() {
                 Some(shim) => format!(
                     ", shim with Landlock ({})",
-                    shim.program.file_name().unwrap_or_default().to_string_lossy()
+                    shim.program
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
                 ),
                 None => ", no shim".to_owned(),
             }
@@ -202,6 +210,8 @@ impl Result {
 }
 
 struct Machine {
+    /// The 1-minute load average when the measurement started (other work skews it).
+    load: String,
     cores: usize,
     memory: String,
     kernel: String,
@@ -237,6 +247,10 @@ impl Machine {
                 |(_, name)| name.trim().to_owned(),
             );
         Self {
+            load: std::fs::read_to_string("/proc/loadavg")
+                .ok()
+                .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+                .unwrap_or_else(|| "unknown".into()),
             cores: std::thread::available_parallelism().map_or(1, usize::from),
             memory,
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
@@ -248,8 +262,8 @@ impl Machine {
 
     fn summary(&self) -> String {
         format!(
-            "{} cores ({}), {} memory, Linux {}",
-            self.cores, self.cpu, self.memory, self.kernel
+            "{} cores ({}), {} memory, Linux {}, load average {} at the start",
+            self.cores, self.cpu, self.memory, self.kernel, self.load
         )
     }
 }

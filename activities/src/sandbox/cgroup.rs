@@ -407,7 +407,8 @@ impl RunCgroup {
             if started.elapsed() > EMPTY_BOUND {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(5));
+            // Processes of a finished run leave within a millisecond or two.
+            std::thread::sleep(Duration::from_millis(1));
         }
         let mut first_error = None;
         for dir in self.dirs() {
@@ -437,36 +438,57 @@ impl Drop for RunCgroup {
 /// Removes run cgroups whose worker process is gone (their names start with `run-<pid>-`),
 /// killing anything still in them. Best effort: what cannot be removed is left.
 pub fn sweep_stale(layout: &CgroupLayout) {
-    let groups = layout
+    sweep(layout, |pid| {
+        !Path::new("/proc").join(pid.to_string()).exists()
+    });
+}
+
+/// Kills and removes every run cgroup of worker `pid`: what its watchdog does once the worker
+/// died, for runs whose bwrap had not yet armed its own parent-death signal.
+pub fn sweep_runs_of(layout: &CgroupLayout, pid: u32) {
+    sweep(layout, |owner| owner == pid);
+}
+
+fn sweep(layout: &CgroupLayout, select: impl Fn(u32) -> bool) {
+    // Gather each run's directories across the hierarchies, so the kill goes through the v2
+    // one (cgroup.kill) where there is one.
+    let mut runs: BTreeMap<String, RunCgroup> = BTreeMap::new();
+    let hierarchies = layout
         .unified
         .iter()
-        .chain(layout.v1.values())
-        .map(|own| own.join(GROUP_DIR));
-    for group in groups {
-        let Ok(entries) = std::fs::read_dir(&group) else {
+        .map(|own| (None, own))
+        .chain(layout.v1.iter().map(|(c, own)| (Some(*c), own)));
+    for (controller, own) in hierarchies {
+        let Ok(entries) = std::fs::read_dir(own.join(GROUP_DIR)) else {
             continue;
         };
         for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(pid) = name
-                .to_str()
-                .and_then(|name| name.strip_prefix("run-"))
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let owner = name
+                .strip_prefix("run-")
                 .and_then(|rest| rest.split('-').next())
-                .and_then(|pid| pid.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            if Path::new("/proc").join(pid.to_string()).exists() {
+                .and_then(|pid| pid.parse::<u32>().ok());
+            if !owner.is_some_and(&select) {
                 continue;
             }
-            let stale = RunCgroup {
+            let run = runs.entry(name).or_insert_with(|| RunCgroup {
                 unified: None,
-                v1: [(Controller::Memory, entry.path())].into_iter().collect(),
+                v1: BTreeMap::new(),
                 removed: false,
-            };
-            if let Err(err) = stale.remove() {
-                tracing::warn!(error = %err, "removing a stale run cgroup failed");
+            });
+            match controller {
+                None => run.unified = Some(entry.path()),
+                Some(c) => {
+                    run.v1.insert(c, entry.path());
+                }
             }
+        }
+    }
+    for run in runs.into_values() {
+        if let Err(err) = run.remove() {
+            tracing::warn!(error = %err, "removing an orphaned run cgroup failed");
         }
     }
 }

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::cgroup::RunCgroup;
+use super::cgroup::{CgroupLayout, RunCgroup};
 use super::{Exit, Limits, Sandbox, SandboxSpec};
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -17,10 +17,7 @@ grep -E '^(NoNewPrivs|Seccomp|CapEff):' /proc/self/status | tr -d ' \t'
 id -u"#;
 
 /// Creates and removes a run cgroup with default limits.
-pub(super) fn cgroups_work(sandbox: &Sandbox) -> Result<(), String> {
-    let Some(layout) = sandbox.cgroups() else {
-        return Err("no cgroup layout".into());
-    };
+pub(super) fn cgroups_work(layout: &CgroupLayout) -> Result<(), String> {
     let cgroup = RunCgroup::create(layout, &super::run_name(), &Limits::default())
         .map_err(|err| format!("cannot create a run cgroup ({}): {err}", layout.describe()))?;
     cgroup.remove().map_err(|err| err.to_string())

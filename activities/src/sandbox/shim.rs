@@ -118,8 +118,9 @@ fn run(args: Vec<OsString>) -> Result<Never, Failure> {
     match args.next().as_deref().and_then(|mode| mode.to_str()) {
         Some("run") => run_command(parse_run(args)?),
         Some("bridge") => bridge(args.collect()),
+        Some("watchdog") => watchdog(args.collect()),
         other => Err(fail(format!(
-            "unknown mode {other:?}; expected run or bridge"
+            "unknown mode {other:?}; expected run, bridge or watchdog"
         ))),
     }
 }
@@ -249,6 +250,57 @@ fn bridge(args: Vec<OsString>) -> Result<Never, Failure> {
         let socket = socket.clone();
         std::thread::spawn(move || forward(client, &socket));
     }
+}
+
+/// `watchdog PID`, on the host: waits until its stdin (a pipe only worker PID holds open)
+/// ends, which happens when the worker dies however it dies, then kills every run cgroup the
+/// worker left. bwrap's own parent-death signal covers a run once bwrap has armed it; this
+/// covers a worker killed while bwrap was still setting up.
+fn watchdog(args: Vec<OsString>) -> Result<Never, Failure> {
+    let pid: u32 = match args.as_slice() {
+        [pid] => pid.to_str().and_then(|pid| pid.parse().ok()),
+        _ => None,
+    }
+    .ok_or_else(|| fail("watchdog needs the worker's pid"))?;
+    let mut stdin = io::stdin().lock();
+    let mut buf = [0u8; 64];
+    loop {
+        match io::Read::read(&mut stdin, &mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    let layout = super::cgroup::CgroupLayout::probe()
+        .map_err(|err| fail(format!("watchdog: reading cgroups: {err}")))?;
+    super::cgroup::sweep_runs_of(&layout, pid);
+    std::process::exit(0)
+}
+
+/// Starts this process's watchdog (once; it lives as long as the process).
+pub(super) fn start_watchdog(shim: &Shim) -> io::Result<()> {
+    use std::sync::{Mutex, OnceLock};
+    static WATCHDOG: OnceLock<Mutex<Option<std::process::Child>>> = OnceLock::new();
+    let slot = WATCHDOG.get_or_init(|| Mutex::new(None));
+    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(child) = slot.as_mut()
+        && child.try_wait()?.is_none()
+    {
+        return Ok(());
+    }
+    let child = Command::new(&shim.program)
+        .args(&shim.selector)
+        .arg("watchdog")
+        .arg(std::process::id().to_string())
+        // The write end stays with us (close-on-exec, so no other child inherits it): when
+        // this process dies, the watchdog reads end-of-file.
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    *slot = Some(child);
+    Ok(())
 }
 
 fn forward(client: std::net::TcpStream, socket: &Path) {
