@@ -14,35 +14,35 @@ use std::path::Path;
 /// and files `uid` creates through it are stored as root.
 pub(super) fn idmap_namespace(uid: u32, gid: u32) -> io::Result<OwnedFd> {
     let (ready_reader, ready_writer) = std::io::pipe()?;
-    let (exit_reader, exit_writer) = std::io::pipe()?;
-    let (ready_w, exit_r) = (ready_writer.as_raw_fd(), exit_reader.as_raw_fd());
-    let (ready_r, exit_w) = (ready_reader.as_raw_fd(), exit_writer.as_raw_fd());
-    // SAFETY: the child only makes raw syscalls (close, unshare, write, read, _exit) and
+    let (ready_r, ready_w) = (ready_reader.as_raw_fd(), ready_writer.as_raw_fd());
+    // SAFETY: the child only makes raw syscalls (close, unshare, write, pause, _exit) and
     // touches no memory the other threads could hold locks on.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(io::Error::last_os_error());
     }
     if pid == 0 {
-        // SAFETY: as above; the child never returns into Rust code.
+        // SAFETY: as above; the child never returns into Rust code. It waits to be killed
+        // rather than for a pipe to close: a helper forked at the same moment by another
+        // thread would hold a copy of that pipe and keep it open.
         unsafe {
             libc::close(ready_r);
-            libc::close(exit_w);
             let unshared: u8 = u8::from(libc::unshare(libc::CLONE_NEWUSER) == 0);
             libc::write(ready_w, (&raw const unshared).cast(), 1);
-            let mut byte = 0u8;
-            libc::read(exit_r, (&raw mut byte).cast(), 1);
-            libc::_exit(0);
+            loop {
+                libc::pause();
+            }
         }
     }
     drop(ready_writer);
-    drop(exit_reader);
     let result = map_and_open(pid, uid, gid, ready_reader);
-    // Closing the pipe lets the child exit; its namespace lives on through our fd.
-    drop(exit_writer);
-    let mut status = 0;
-    // SAFETY: waits for our own child.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
+    // The namespace lives on through our fd; the helper has nothing left to do.
+    // SAFETY: signals and reaps our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        let mut status = 0;
+        libc::waitpid(pid, &mut status, 0);
+    }
     result
 }
 
