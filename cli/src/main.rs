@@ -131,6 +131,11 @@ enum Commands {
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
+    // The shim starts every sandboxed command: it skips logging and the API client (whose CA
+    // loading alone costs tens of milliseconds).
+    if let Commands::SandboxShim { args } = cli.command {
+        activities::sandbox::shim::run_and_exit(args);
+    }
     logging::init(cli.log_format);
     let api = ApiClient::new(&cli.api);
     match cli.command {
@@ -159,6 +164,6 @@ async fn main() -> anyhow::Result<()> {
         }
         Commands::Doctor => doctor::doctor().await,
         Commands::Bench(args) => bench::bench(args).await,
-        Commands::SandboxShim { args } => activities::sandbox::shim::run_and_exit(args),
+        Commands::SandboxShim { .. } => unreachable!("dispatched before the client is built"),
     }
 }
