@@ -3,6 +3,7 @@
 //! `workflows::contracts`.
 
 pub mod agent_output;
+pub mod cost_guard;
 pub mod data_dir;
 pub mod diff;
 pub mod git;

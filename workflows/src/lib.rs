@@ -6,6 +6,7 @@
 
 pub mod agent_task;
 pub mod contracts;
+pub mod cost;
 pub mod crash;
 pub mod playbook;
 pub mod policy;
