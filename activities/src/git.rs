@@ -211,7 +211,10 @@ pub async fn merge_into_base(
         _ => return Err(cli::failed(&args, &merged)),
     };
     // The task branch is what is checked out; name it, as a forge's merge button would.
-    let branch = git.run(&["symbolic-ref", "--quiet", "--short", "HEAD"]).await.unwrap_or_else(|_| commit.clone());
+    let branch = git
+        .run(&["symbolic-ref", "--quiet", "--short", "HEAD"])
+        .await
+        .unwrap_or_else(|_| commit.clone());
     let message = format!("Merge {branch} into {base}\n\nApproved by {merger_name}.");
     let merge = git
         .clone()

@@ -3,10 +3,14 @@
 //! `workflows::contracts`.
 
 pub mod agent_output;
+pub mod agents;
 pub mod cost_guard;
+pub mod crash_activities;
 pub mod data_dir;
 pub mod diff;
+pub mod gateway;
 pub mod git;
+pub mod ledger;
 pub mod output;
 pub mod red_green;
 pub mod redact;

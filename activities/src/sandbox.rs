@@ -45,7 +45,8 @@ pub use identity::{SANDBOX_ID_BASE, SANDBOX_ID_SLOTS};
 pub use limits::Limits;
 pub use merge::MergeReport;
 pub use profile::{
-    EGRESS_PORT, HostLayout, INPUTS_MOUNT, SANDBOX_HOME, SANDBOX_PATH, WORKSPACE_MOUNT,
+    EGRESS_PORT, GATEWAY_PORT, HostLayout, INPUTS_MOUNT, SANDBOX_HOME, SANDBOX_PATH,
+    WORKSPACE_MOUNT,
 };
 pub use running::{Exit, Outcome, Progress, ProgressHandle, RunningCommand};
 pub use shim::Shim;
@@ -104,6 +105,9 @@ pub struct SandboxSpec {
     /// None: no network at all (only the sandbox's own loopback). Some: the allowlist the
     /// egress proxy enforces, reached through `http_proxy` on 127.0.0.1:`EGRESS_PORT`.
     pub network: Option<EgressPolicy>,
+    /// The model gateway's Unix socket on the host, relayed to 127.0.0.1:`GATEWAY_PORT`
+    /// inside (nothing else of the host's network becomes reachable). None: no gateway.
+    pub model_gateway: Option<PathBuf>,
 }
 
 /// How a `Sandbox` is set up; `Sandbox::detect` fills it from the host.
@@ -119,6 +123,9 @@ pub struct SandboxConfig {
 #[derive(Debug, Clone)]
 pub struct Sandbox {
     inner: Arc<Inner>,
+    /// An unprivileged worker, which cannot mount a size-limited workspace, runs tasks with an
+    /// uncapped one instead of refusing them (the operator's explicit choice).
+    uncapped_workspace_ok: bool,
 }
 
 #[derive(Debug)]
@@ -229,9 +236,17 @@ impl Sandbox {
                 privilege,
                 cgroups,
             }),
+            uncapped_workspace_ok: false,
         };
         probe::run(&sandbox).await.map_err(unavailable)?;
         Ok(sandbox)
+    }
+
+    /// Lets an unprivileged worker run tasks whose limits ask for a capped workspace without
+    /// the cap (`sandbox.uncapped_workspace`); a root worker always caps it.
+    pub fn accept_uncapped_workspace(mut self, accept: bool) -> Sandbox {
+        self.uncapped_workspace_ok = accept;
+        self
     }
 
     pub fn bwrap(&self) -> &Path {
@@ -277,6 +292,23 @@ impl Sandbox {
                 reason: "egress needs the sandbox shim (its bridge), which was not found".into(),
             });
         }
+        if let Some(socket) = &spec.model_gateway {
+            use std::os::unix::fs::FileTypeExt;
+            if inner.shim.is_none() {
+                return Err(SandboxError::Unavailable {
+                    reason: "the model gateway needs the sandbox shim (its bridge), which was \
+                             not found"
+                        .into(),
+                });
+            }
+            // A socket, not a symlink to one: bwrap would bind wherever a link points.
+            if !std::fs::symlink_metadata(socket).is_ok_and(|meta| meta.file_type().is_socket()) {
+                return Err(SandboxError::InvalidSpec {
+                    field: "model_gateway",
+                    reason: format!("{} is not a socket", socket.display()),
+                });
+            }
+        }
         let egress = spec
             .network
             .as_ref()
@@ -295,6 +327,7 @@ impl Sandbox {
             program: resolved.program.as_deref(),
             shim: inner.shim.as_ref().map(|shim| shim.program.as_path()),
             egress_dir: egress.as_ref().map(|proxy| proxy.socket_dir()),
+            gateway_socket: spec.model_gateway.as_deref(),
         };
         let cap = spec
             .limits
@@ -315,11 +348,11 @@ impl Sandbox {
                     })?;
                 (staged.sources, Some(staged.mounts), staged.upper)
             }
-            _ if cap.is_some() => {
+            _ if cap.is_some() && !self.uncapped_workspace_ok => {
                 return Err(SandboxError::Unavailable {
                     reason: "capping workspace writes needs a root worker (it mounts a \
-                             size-limited filesystem); run as root, or set \
-                             limits.workspace_write_bytes to None to accept an uncapped workspace"
+                             size-limited filesystem); run the worker as root, or set \
+                             sandbox.uncapped_workspace = true to accept an uncapped workspace"
                         .into(),
                 });
             }
@@ -360,6 +393,7 @@ impl Sandbox {
             home_bytes: spec.limits.home_bytes,
             shim: shim.map(|(shim, source)| (source, shim.selector.as_slice())),
             egress_dir: sources.egress_dir.as_deref(),
+            gateway_socket: sources.gateway_socket.as_deref(),
         };
         let args = profile::bwrap_args(&profile_spec, &inner.host, &extras);
 

@@ -11,14 +11,17 @@ use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use workflows::contracts::{
     AgentExit, AgentRun, AgentRunRequest, BAD_INPUT, CheckResult, ChecksRequest, DiffRequest,
-    DiffSummary, FinishRequest, MERGE_CONFLICT, MergeRequest, Merged, ProvisionRequest,
-    PushRequest, Pushed, RedGreenProof, RedGreenRequest, RedGreenRun, ReviewRecord, ReviewRequest,
-    StatusChange, VerificationRecord, Workspace, definitions,
+    DiffSummary, FinishRequest, MERGE_CONFLICT, MergeRequest, Merged, NetworkDecision,
+    ProvisionRequest, PushRequest, Pushed, RedGreenProof, RedGreenRequest, RedGreenRun,
+    ReviewRecord, ReviewRequest, StatusChange, VerificationRecord, Workspace, definitions,
 };
 use workflows::task::{TaskSpec, branch_for};
 
+use crate::cost_guard::CallContext;
 use crate::data_dir::DataDir;
+use crate::gateway::{GatewayHandle, RunAccess};
 use crate::git::{self, GitError};
+use crate::sandbox::egress::EgressPolicy;
 use crate::sandbox::{Exit, INPUTS_MOUNT, Limits, Outcome, RunningCommand, Sandbox, SandboxSpec};
 use store::Store;
 
@@ -29,6 +32,10 @@ pub struct TaskActivitiesImpl {
     store: Store,
     sandbox: Sandbox,
     data: DataDir,
+    /// The model gateway agents reach their models through, when the worker runs one.
+    gateway: Option<Arc<GatewayHandle>>,
+    /// The price of sandbox time, written to the ledger after each agent and check run.
+    sandbox_rate: crate::ledger::SandboxRate,
 }
 
 impl TaskActivitiesImpl {
@@ -37,7 +44,21 @@ impl TaskActivitiesImpl {
             store,
             sandbox,
             data,
+            gateway: None,
+            sandbox_rate: crate::ledger::SandboxRate::default(),
         }
+    }
+
+    /// Sandbox time is priced at `rate` in the ledger (free by default).
+    pub fn with_sandbox_rate(mut self, rate: crate::ledger::SandboxRate) -> Self {
+        self.sandbox_rate = rate;
+        self
+    }
+
+    /// Agents reach models through `gateway`, each run with a token of its own.
+    pub fn with_gateway(mut self, gateway: Arc<GatewayHandle>) -> Self {
+        self.gateway = Some(gateway);
+        self
     }
 }
 
@@ -82,6 +103,7 @@ impl TaskActivitiesImpl {
             path: path.display().to_string(),
             base_commit,
             branch,
+            task_queue: None,
         })
     }
 
@@ -113,33 +135,71 @@ impl TaskActivitiesImpl {
                 format!("{INPUTS_MOUNT}/feedback.md"),
             ));
         }
-        let workflows::AgentSpec::Command { command } = &request.agent;
-        if command.is_empty() {
-            return Err(bad_input("agent.command is empty"));
+        // The adapter of the spec says how its agent starts (argv, never a shell string).
+        let invocation = crate::agents::invocation(&request.agent).map_err(bad_input)?;
+        env.extend(invocation.env);
+        let gateway = self.open_gateway(&request)?;
+        if let Some(gateway) = &gateway {
+            env.extend(gateway.env());
         }
+        let network = EgressPolicy::from_allowlist(&request.network).map_err(bad_input)?;
         let log_path = round_dir.join("agent.log");
         let spec = SandboxSpec {
             workspace: request.workspace.path.clone().into(),
             inputs_dir: Some(inputs),
-            argv: command.clone(),
+            argv: invocation.argv,
             env,
             timeout: Duration::from_secs(request.time_budget_secs),
             log_path: log_path.clone(),
             limits: Limits::default(),
-            network: None,
+            network,
+            model_gateway: gateway.as_ref().map(|gateway| gateway.socket().to_owned()),
         };
         let outcome = self.run_sandboxed(&ctx, &spec).await?;
+        // Revoked before anything else can fail; a refused call ends the task for its budget.
+        let budget_refusal = gateway
+            .map(RunAccess::finish)
+            .and_then(|summary| summary.budget_refusal());
         let exit = match outcome.exit {
             Exit::Code(code) => AgentExit::Exited { code: Some(code) },
             Exit::Signal(_) => AgentExit::Exited { code: None },
             Exit::TimedOut => AgentExit::TimedOut,
             Exit::Cancelled => return Err(ActivityError::cancelled()),
         };
+        // What the agent said about its own run, from the events in its output.
+        let reported = crate::agents::report_from_log(
+            &request.agent,
+            &round_dir,
+            "agent.log",
+            outcome.output_bytes,
+            &outcome.output_tail,
+        )
+        .await;
+        // Sandbox time to the ledger; back come the round's cost and any refusal it recorded.
+        let (ledger_refusal, cost) = crate::ledger::settle_agent_run(
+            &self.store,
+            self.sandbox_rate,
+            &request.workspace.task_id,
+            request.round,
+            outcome.duration,
+        )
+        .await;
         let run = AgentRun {
+            budget_refusal: budget_refusal.or(ledger_refusal),
+            cost,
+            reported,
             exit,
             duration_ms: outcome.duration.as_millis() as u64,
             output_tail: outcome.output_tail,
             log_path: log_path.display().to_string(),
+            network: outcome
+                .egress
+                .iter()
+                .map(|d| NetworkDecision {
+                    target: d.target.clone(),
+                    verdict: d.verdict.as_str().to_string(),
+                })
+                .collect(),
         };
         self.store
             .record_agent_run(&request.workspace.task_id, request.round, &run)
@@ -166,8 +226,18 @@ impl TaskActivitiesImpl {
                 log_path: round_dir.join(format!("check-{}.log", i + 1)),
                 limits: Limits::default(),
                 network: None,
+                model_gateway: None,
             };
             let outcome = self.run_sandboxed(&ctx, &spec).await?;
+            crate::ledger::record_sandbox_time(
+                &self.store,
+                self.sandbox_rate,
+                &request.workspace.task_id,
+                request.round,
+                crate::ledger::STEP_CHECKS,
+                outcome.duration,
+            )
+            .await;
             let (exit_code, timed_out) = match outcome.exit {
                 Exit::Code(code) => (Some(code), false),
                 Exit::Signal(_) => (None, false),
@@ -236,6 +306,7 @@ impl TaskActivitiesImpl {
                     log_path: round_dir.join(format!("red-green-{}-{side}.log", i + 1)),
                     limits: Limits::default(),
                     network: None,
+                    model_gateway: None,
                 };
                 let outcome = self.run_sandboxed(&ctx, &spec).await?;
                 results.push(check_result(&test.command, outcome)?);
@@ -351,6 +422,20 @@ impl TaskActivitiesImpl {
 }
 
 impl TaskActivitiesImpl {
+    /// A gateway token for this agent run, if the worker runs a gateway.
+    fn open_gateway(&self, request: &AgentRunRequest) -> Result<Option<RunAccess>, ActivityError> {
+        let Some(gateway) = &self.gateway else {
+            return Ok(None);
+        };
+        let call = CallContext {
+            task_id: request.workspace.task_id.clone(),
+            round: request.round,
+            // The request does not name the playbook; the ledger knows it by the task.
+            playbook: None,
+        };
+        Ok(Some(gateway.open_run(call)?))
+    }
+
     /// Runs one sandboxed command, heartbeating its progress; a cancel from the workflow (which
     /// arrives through a heartbeat) kills the whole process tree.
     async fn run_sandboxed(

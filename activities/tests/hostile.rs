@@ -118,6 +118,7 @@ impl Fixture {
             log_path: self.log(),
             limits: test_limits(),
             network: None,
+            model_gateway: None,
         }
     }
 }

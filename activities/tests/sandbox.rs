@@ -68,6 +68,7 @@ impl Fixture {
                 ..Limits::default()
             },
             network: None,
+            model_gateway: None,
         }
     }
 

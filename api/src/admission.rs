@@ -3,7 +3,10 @@
 //! separately ([`crate::repo_check`]).
 
 use axum::http::StatusCode;
-use workflows::playbook::{PlaybookError, Resolved};
+use store::PeriodSpent;
+use workflows::budget;
+use workflows::cost::MicroDollars;
+use workflows::playbook::{Dollars, PlaybookError, Positive, Resolved};
 use workflows::policy::Policy;
 use workflows::task::{DEFAULT_REVIEW_TIMEOUT_SECS, ReviewRejection};
 use workflows::{AgentSpec, TaskSpec, TaskStatus};
@@ -27,6 +30,8 @@ const MAX_PLAYBOOK_NAME_LEN: usize = 64;
 
 /// The spec of an ad-hoc task (`POST /v1/tasks`), with the defaults filled in.
 pub fn task_spec(id: String, request: TaskRequest) -> Result<TaskSpec, ApiError> {
+    let (max_dollars, max_tokens) =
+        task_budget(request.max_dollars, request.max_tokens, None, None)?;
     let repo = repo(&request.repo)?;
     let base = base(request.base.as_deref())?;
     if request.instructions.trim().is_empty() {
@@ -59,8 +64,65 @@ pub fn task_spec(id: String, request: TaskRequest) -> Result<TaskSpec, ApiError>
         requester: requester(request.requester.as_deref())?,
         playbook: None,
         review_timeout_secs: review_timeout(request.review_timeout_secs)?,
-        policy: Policy::default(),
+        policy: Policy {
+            max_dollars,
+            max_tokens,
+            ..Policy::default()
+        },
     })
+}
+
+/// The task's own cost budget: the request's dollars and tokens, which may only lower the
+/// playbook's caps (`budget.dollars`, `budget.tokens`), never raise them.
+pub fn task_budget(
+    max_dollars: Option<f64>,
+    max_tokens: Option<u64>,
+    cap_dollars: Option<Dollars>,
+    cap_tokens: Option<Positive<u64>>,
+) -> Result<(Option<Dollars>, Option<Positive<u64>>), ApiError> {
+    if let Some(d) = max_dollars
+        && !(d.is_finite() && d > 0.0 && MicroDollars::from_dollars(d) > MicroDollars::ZERO)
+    {
+        return Err(ApiError::invalid(
+            "max_dollars",
+            format!("max_dollars must be an amount of at least $0.000001, not {d}"),
+        ));
+    }
+    if max_tokens == Some(0) {
+        return Err(ApiError::invalid("max_tokens", "max_tokens must be at least 1"));
+    }
+    let dollars = budget::lowered(cap_dollars.map(|d| d.0), max_dollars).map_err(|cap| {
+        ApiError::invalid(
+            "max_dollars",
+            format!(
+                "max_dollars may only lower the playbook's budget.dollars ({cap}), not raise it to {}",
+                max_dollars.unwrap_or_default()
+            ),
+        )
+    })?;
+    let tokens = budget::lowered(cap_tokens.map(|t| t.get()), max_tokens).map_err(|cap| {
+        ApiError::invalid(
+            "max_tokens",
+            format!(
+                "max_tokens may only lower the playbook's budget.tokens ({cap}), not raise it to {}",
+                max_tokens.unwrap_or_default()
+            ),
+        )
+    })?;
+    Ok((dollars.map(Dollars), tokens.map(Positive)))
+}
+
+/// A task refused because a period budget of its scope is spent: 402, naming the budget.
+pub fn period_budget_spent(spent: &PeriodSpent) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYMENT_REQUIRED,
+        "budget_exhausted",
+        format!(
+            "cannot admit the task ({}): {}",
+            spent.budget_name(),
+            spent.message()
+        ),
+    )
 }
 
 /// The spec of a playbook run (`POST /v1/playbooks/{name}/runs`): the playbook's resolved
@@ -91,6 +153,13 @@ pub fn playbook_task_spec(
         }
     };
     checks(&resolved.checks, "verification.checks")?;
+    let mut policy = resolved.policy;
+    (policy.max_dollars, policy.max_tokens) = task_budget(
+        request.max_dollars,
+        request.max_tokens,
+        policy.max_dollars,
+        policy.max_tokens,
+    )?;
     let max_rounds = lowered(
         "max_rounds",
         request.max_rounds,
@@ -127,7 +196,7 @@ pub fn playbook_task_spec(
             )?,
             None => review_timeout(request.review_timeout_secs)?,
         },
-        policy: resolved.policy,
+        policy,
     })
 }
 
@@ -236,17 +305,26 @@ fn checks(checks: &[String], field: &str) -> Result<(), ApiError> {
 }
 
 fn agent(agent: &AgentSpec, field: &str) -> Result<(), ApiError> {
-    let AgentSpec::Command { command } = agent;
-    match command.first() {
-        None => Err(ApiError::invalid(
-            format!("{field}.command"),
-            format!("{field}.command needs at least the program to run"),
+    if let AgentSpec::Command { command } = agent {
+        return match command.first() {
+            None => Err(ApiError::invalid(
+                format!("{field}.command"),
+                format!("{field}.command needs at least the program to run"),
+            )),
+            Some(program) if program.trim().is_empty() => Err(ApiError::invalid(
+                format!("{field}.command[0]"),
+                format!("{field}.command[0] must name a program"),
+            )),
+            Some(_) => Ok(()),
+        };
+    }
+    // The other adapters' settings are checked by the same rules as a playbook's.
+    match agent.problems().into_iter().next() {
+        Some((name, message)) => Err(ApiError::invalid(
+            format!("{field}.{name}"),
+            format!("{field}.{name}: {message}"),
         )),
-        Some(program) if program.trim().is_empty() => Err(ApiError::invalid(
-            format!("{field}.command[0]"),
-            format!("{field}.command[0] must name a program"),
-        )),
-        Some(_) => Ok(()),
+        None => Ok(()),
     }
 }
 

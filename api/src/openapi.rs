@@ -8,6 +8,8 @@ use utoipa_axum::routes;
 use crate::SharedState;
 use crate::routes::{PLAYBOOKS, SERVICE, TASKS, health, playbooks, reviews, tasks};
 use crate::routes::{events, history, metrics, report, stats};
+use crate::routes::{COST, budgets, cost};
+use crate::routes::{CRASHES, crashes};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +23,8 @@ use crate::routes::{events, history, metrics, report, stats};
         (name = TASKS, description = "Tasks: trigger, read, list, review, cancel"),
         (name = PLAYBOOKS, description = "Playbooks: versioned task recipes, and running them"),
         (name = SERVICE, description = "The service itself"),
+        (name = COST, description = "Cost: the ledger of each task, costs over time, period budgets"),
+        (name = CRASHES, description = "Crash reports: ingest, de-duplicate into groups, investigate"),
     ),
 )]
 struct ApiDoc;
@@ -39,7 +43,13 @@ pub fn routes() -> OpenApiRouter<SharedState> {
         .routes(routes!(events::task_events))
         .routes(routes!(report::get_report))
         .routes(routes!(stats::get_stats))
+        .routes(routes!(cost::get_task_cost))
+        .routes(routes!(cost::get_cost))
+        .routes(routes!(cost::get_estimate))
+        .routes(routes!(budgets::get_budgets, budgets::put_budgets))
         .routes(routes!(metrics::metrics))
+        .routes(routes!(crashes::ingest_crash, crashes::list_crashes))
+        .routes(routes!(crashes::get_crash))
         .routes(routes!(health::healthz))
         .routes(routes!(health::openapi_json))
 }

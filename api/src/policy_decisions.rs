@@ -1,28 +1,33 @@
-//! The rules that decided a task's course, read from the store: each review decision at the
-//! gate, and for a task that ended, the rule that ended it (a stop rule, the merge, a cancel,
-//! a failure). Endings are read from the recorded reason, whose `rule: detail` form the
+//! The rules that decided a task's course, read from the store: each round's postcondition
+//! findings and red->green proofs, each review decision at the gate, and for a task that
+//! ended, the rule that ended it (a stop rule, the merge, a cancel, a failure). Findings and
+//! proofs are read from the checks the workflow records for them (`policy: kind (path)`,
+//! `red-green: command`); endings from the recorded reason, whose `rule: detail` form the
 //! workflow writes for every stop rule.
 
 use store::TaskRecord;
 use workflows::TaskStatus;
+use workflows::contracts::CheckResult;
 
 use crate::dto::PolicyDecision;
 
+/// In round order; within a round, verification before the gate before the ending.
 pub fn from_record(record: &TaskRecord) -> Vec<PolicyDecision> {
     let mut decisions: Vec<PolicyDecision> = record
-        .decisions
+        .rounds
         .iter()
-        .map(|d| PolicyDecision {
-            rule: "review_gate".to_string(),
-            round: d.round,
-            decision: d.decision.as_str().to_string(),
-            detail: Some(match &d.comment {
-                Some(comment) => format!("by {}: {comment}", d.reviewer),
-                None => format!("by {}", d.reviewer),
-            }),
-            at: Some(d.created_at),
-        })
+        .flat_map(|r| r.checks.iter().filter_map(|c| from_check(r.round, c)))
         .collect();
+    decisions.extend(record.decisions.iter().map(|d| PolicyDecision {
+        rule: "review_gate".to_string(),
+        round: d.round,
+        decision: d.decision.as_str().to_string(),
+        detail: Some(match &d.comment {
+            Some(comment) => format!("by {}: {comment}", d.reviewer),
+            None => format!("by {}", d.reviewer),
+        }),
+        at: Some(d.created_at),
+    }));
     let task = &record.task;
     let ending = |rule: &str, decision: &str| PolicyDecision {
         rule: rule.to_string(),
@@ -48,7 +53,36 @@ pub fn from_record(record: &TaskRecord) -> Vec<PolicyDecision> {
         // A rejection is the gate's decision, listed above.
         _ => {}
     }
+    // Stable: the order above holds within a round.
+    decisions.sort_by_key(|d| d.round);
     decisions
+}
+
+/// A postcondition finding or a red->green proof recorded as one of a round's checks.
+fn from_check(round: u32, check: &CheckResult) -> Option<PolicyDecision> {
+    let (rule, decision, subject) = if let Some(finding) = check.command.strip_prefix("policy: ") {
+        ("postcondition", "finding", finding)
+    } else if let Some(command) = check.command.strip_prefix("red-green: ") {
+        let proven = if check.passed() {
+            "proven"
+        } else {
+            "not_proven"
+        };
+        ("red_green", proven, command)
+    } else {
+        return None;
+    };
+    let detail = match check.output_tail.trim() {
+        "" => subject.to_string(),
+        message => format!("{subject}: {message}"),
+    };
+    Some(PolicyDecision {
+        rule: rule.to_string(),
+        round,
+        decision: decision.to_string(),
+        detail: Some(detail),
+        at: None,
+    })
 }
 
 /// `round_limit` of `round_limit: checks still failing after 3 round(s)`.
@@ -127,5 +161,51 @@ mod tests {
         assert_eq!(running.len(), 1);
         let odd = from_record(&record(TaskStatus::Incomplete, Some("Stopped: who knows")));
         assert_eq!(rules(&odd)[1], ("stop_rule", 2, "stop"));
+    }
+
+    #[test]
+    fn findings_and_proofs_of_each_round_come_before_its_gate() {
+        let check = |command: &str, exit_code: i32, tail: &str| CheckResult {
+            command: command.into(),
+            exit_code: Some(exit_code),
+            timed_out: false,
+            duration_ms: 0,
+            output_tail: tail.into(),
+        };
+        let mut task = record(TaskStatus::Merged, Some("approved by carol"));
+        task.rounds = vec![
+            store::RoundRow {
+                round: 1,
+                agent: None,
+                checks: vec![
+                    check("make test", 0, "ok"),
+                    check(
+                        "policy: test_deleted (tests/a.py)",
+                        1,
+                        "a test file was deleted",
+                    ),
+                ],
+            },
+            store::RoundRow {
+                round: 2,
+                agent: None,
+                checks: vec![check("red-green: pytest tests/a.py", 0, "")],
+            },
+        ];
+        let decisions = from_record(&task);
+        assert_eq!(
+            rules(&decisions),
+            [
+                ("postcondition", 1, "finding"),
+                ("review_gate", 1, "request_changes"),
+                ("red_green", 2, "proven"),
+                ("merge", 2, "merged"),
+            ]
+        );
+        assert_eq!(
+            decisions[0].detail.as_deref(),
+            Some("test_deleted (tests/a.py): a test file was deleted")
+        );
+        assert_eq!(decisions[2].detail.as_deref(), Some("pytest tests/a.py"));
     }
 }

@@ -10,7 +10,7 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
-use store::{TaskEvent, TaskEventData, TaskFacts};
+use store::{SandboxKills, TaskEvent, TaskEventData, TaskFacts};
 use workflows::TaskStatus;
 
 /// The `playbook` label of ad-hoc tasks.
@@ -107,6 +107,30 @@ pub fn render(tasks: &[TaskFacts], events: &[TaskEvent]) -> Result<String, prome
     Ok(String::from_utf8_lossy(&text).into_owned())
 }
 
+/// `errand_sandbox_kills_total{cause}`: sandboxed runs that did not end on their own.
+pub fn render_sandbox_kills(kills: &SandboxKills) -> Result<String, prometheus::Error> {
+    let registry = Registry::new();
+    let counter = IntCounterVec::new(
+        Opts::new(
+            "errand_sandbox_kills_total",
+            "Sandboxed runs killed, by cause: agent_time_budget, agent_signal (OOM killer, \
+             process limit or from outside), check_time_budget",
+        ),
+        &["cause"],
+    )?;
+    registry.register(Box::new(counter.clone()))?;
+    for (cause, n) in [
+        ("agent_time_budget", kills.agent_time_budget),
+        ("agent_signal", kills.agent_signal),
+        ("check_time_budget", kills.check_time_budget),
+    ] {
+        counter.with_label_values(&[cause]).inc_by(n);
+    }
+    let mut text = Vec::new();
+    TextEncoder::new().encode(&registry.gather(), &mut text)?;
+    Ok(String::from_utf8_lossy(&text).into_owned())
+}
+
 /// Each status a task left, with the seconds it stayed in it.
 fn step_durations(events: &[TaskEvent]) -> Vec<(TaskStatus, f64)> {
     let mut current: HashMap<&str, (TaskStatus, &TaskEvent)> = HashMap::new();
@@ -159,6 +183,23 @@ mod tests {
 
     fn at(seconds: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000, 0).unwrap() + Duration::seconds(seconds)
+    }
+
+    #[test]
+    fn sandbox_kills_are_counted_by_cause() {
+        let text = render_sandbox_kills(&SandboxKills {
+            agent_time_budget: 2,
+            agent_signal: 1,
+            check_time_budget: 0,
+        })
+        .unwrap();
+        for line in [
+            r#"errand_sandbox_kills_total{cause="agent_time_budget"} 2"#,
+            r#"errand_sandbox_kills_total{cause="agent_signal"} 1"#,
+            r#"errand_sandbox_kills_total{cause="check_time_budget"} 0"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
+        }
     }
 
     fn facts(id: &str, status: TaskStatus, round: u32, playbook: Option<&str>) -> TaskFacts {

@@ -22,6 +22,7 @@ pub async fn admit_and_start(state: &ApiState, spec: TaskSpec) -> Result<Respons
         }
         return Ok(answer(StatusCode::OK, task.id, task.status));
     }
+    crate::routes::budgets::admit_within_period_budgets(&state.store, &spec).await?;
     check_remote_branch(&spec.repo, &spec.base, REPO_CHECK_TIMEOUT).await?;
     let id = spec.id.clone();
     let created = state.store.admit(&spec).await?;

@@ -130,6 +130,16 @@ fn a_minimal_task_request_gets_the_defaults() {
         ("main", 3, 600)
     );
     assert_eq!(spec.requester, "anonymous");
+    let mut body = minimal();
+    body["agent"] = serde_json::json!({"kind": "codex", "model": "gpt-5-codex"});
+    let spec = task_spec("t-1".into(), request(body)).unwrap();
+    assert_eq!(
+        spec.agent,
+        AgentSpec::Codex {
+            model: Some("gpt-5-codex".into()),
+            program: None
+        }
+    );
 }
 
 #[test]
@@ -175,6 +185,14 @@ fn bad_task_requests_name_the_field() {
         (
             with("agent", json!({"kind": "command", "command": [""]})),
             "agent.command[0]",
+        ),
+        (
+            with("agent", json!({"kind": "builtin", "model": "m", "max_turns": 0})),
+            "agent.max_turns",
+        ),
+        (
+            with("agent", json!({"kind": "claude_code", "program": "/root/claude"})),
+            "agent.program",
         ),
         (with("max_rounds", json!(0)), "max_rounds"),
         (with("max_rounds", json!(101)), "max_rounds"),

@@ -45,11 +45,15 @@ fn every_route_is_documented() {
             "get /healthz",
             "get /metrics",
             "get /openapi.json",
+            "get /v1/budgets",
+            "get /v1/cost",
             "get /v1/playbooks",
             "get /v1/playbooks/{name}",
+            "get /v1/playbooks/{name}/estimate",
             "get /v1/stats",
             "get /v1/tasks",
             "get /v1/tasks/{id}",
+            "get /v1/tasks/{id}/cost",
             "get /v1/tasks/{id}/events",
             "get /v1/tasks/{id}/history",
             "get /v1/tasks/{id}/report",
@@ -57,6 +61,7 @@ fn every_route_is_documented() {
             "post /v1/tasks",
             "post /v1/tasks/{id}/cancel",
             "post /v1/tasks/{id}/review",
+            "put /v1/budgets",
         ]
     );
 }

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod crash_bench;
+
 use activities::sandbox::{Limits, Sandbox, SandboxSpec, support};
 use anyhow::Context;
 
@@ -32,11 +34,15 @@ enum BenchWhat {
         #[arg(long, default_value = "BENCHMARKS.md")]
         out: PathBuf,
     },
+    /// Crash ingestion: `POST /v1/crashes` against a running stack (`errand up`), with
+    /// duplicates
+    Crashes(crash_bench::CrashBenchArgs),
 }
 
 pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
         BenchWhat::Sandbox { runs, out } => sandbox(runs, &out).await,
+        BenchWhat::Crashes(args) => crash_bench::crashes(args).await,
     }
 }
 
@@ -57,6 +63,7 @@ async fn sandbox(runs: usize, out: &Path) -> anyhow::Result<()> {
         log_path: scratch.join("bench.log"),
         limits: Limits::default(),
         network: None,
+        model_gateway: None,
     };
 
     let machine = Machine::describe();
@@ -110,7 +117,7 @@ async fn sandbox(runs: usize, out: &Path) -> anyhow::Result<()> {
         ),
     };
     println!("{}", result.table());
-    record(out, &result.markdown())?;
+    record(out, SECTION_START, SECTION_END, &result.markdown())?;
     println!("recorded in {}", out.display());
     Ok(())
 }
@@ -269,15 +276,15 @@ impl Machine {
 }
 
 /// Writes `section` into `path`, replacing an earlier run's section and keeping the rest.
-fn record(path: &Path, section: &str) -> anyhow::Result<()> {
+fn record(path: &Path, start_marker: &str, end_marker: &str, section: &str) -> anyhow::Result<()> {
     let existing = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => "# Benchmarks\n\n".to_owned(),
         Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
     };
-    let updated = match (existing.find(SECTION_START), existing.find(SECTION_END)) {
+    let updated = match (existing.find(start_marker), existing.find(end_marker)) {
         (Some(start), Some(end)) if start < end => {
-            let end = end + SECTION_END.len();
+            let end = end + end_marker.len();
             let end = end + usize::from(existing[end..].starts_with('\n'));
             format!("{}{section}{}", &existing[..start], &existing[end..])
         }
@@ -318,8 +325,9 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("BENCHMARKS.md");
         std::fs::write(&path, "# Benchmarks\n\n## Other\n\nkeep me\n").expect("write");
-        record(&path, &format!("{SECTION_START}\nfirst\n{SECTION_END}\n")).expect("record");
-        record(&path, &format!("{SECTION_START}\nsecond\n{SECTION_END}\n")).expect("record");
+        let section = |text: &str| format!("{SECTION_START}\n{text}\n{SECTION_END}\n");
+        record(&path, SECTION_START, SECTION_END, &section("first")).expect("record");
+        record(&path, SECTION_START, SECTION_END, &section("second")).expect("record");
         let text = std::fs::read_to_string(&path).expect("read");
         assert!(text.contains("keep me") && text.contains("second") && !text.contains("first"));
         assert_eq!(text.matches(SECTION_START).count(), 1);

@@ -1,7 +1,5 @@
 //! The client subcommands: `run`, `tasks`, `show`, `review`, `cancel`.
 
-use std::time::Duration;
-
 use anyhow::Context;
 use serde_json::{Value, json};
 
@@ -39,6 +37,16 @@ pub struct RunArgs {
     /// Same key, same task: retries never start a second one
     #[arg(long)]
     pub idempotency_key: Option<String>,
+    /// Most dollars the task may spend (at most the playbook's budget.dollars)
+    #[arg(long)]
+    pub max_dollars: Option<f64>,
+    /// Most model tokens the task may use (at most the playbook's budget.tokens)
+    #[arg(long)]
+    pub max_tokens: Option<u64>,
+    /// Print the budget, the cost estimate and the period budgets the run would have; start
+    /// nothing
+    #[arg(long, conflicts_with = "watch")]
+    pub dry_run: bool,
     /// Follow the task until it reaches review or ends
     #[arg(long)]
     pub watch: bool,
@@ -48,6 +56,9 @@ pub struct RunArgs {
 }
 
 pub async fn run(api: &ApiClient, args: RunArgs) -> anyhow::Result<()> {
+    if args.dry_run {
+        return crate::dry_run::dry_run(api, &args).await;
+    }
     let agent = (!args.agent.is_empty()).then(|| json!({"kind": "command", "command": args.agent}));
     let (path, mut body) = match &args.playbook {
         Some(name) => {
@@ -78,6 +89,12 @@ pub async fn run(api: &ApiClient, args: RunArgs) -> anyhow::Result<()> {
     if let Some(n) = args.time_budget_secs {
         body["time_budget_secs"] = json!(n);
     }
+    if let Some(d) = args.max_dollars {
+        body["max_dollars"] = json!(d);
+    }
+    if let Some(n) = args.max_tokens {
+        body["max_tokens"] = json!(n);
+    }
     let answer = api
         .post(&path, &body, args.idempotency_key.as_deref())
         .await?;
@@ -93,33 +110,15 @@ pub async fn run(api: &ApiClient, args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Polls the task, printing each status change, until `stop` holds or the task is final.
+/// Shows the task's events and progress until `stop` holds or the task is final, then
+/// returns the task as it is then.
 pub async fn watch(
     api: &ApiClient,
     id: &str,
     stop: impl Fn(&str) -> bool,
 ) -> anyhow::Result<Value> {
-    let mut last = String::new();
-    loop {
-        let task = api.get(&format!("/v1/tasks/{id}")).await?;
-        let status = task["status"].as_str().unwrap_or_default().to_string();
-        let line = format!("{status} (round {})", task["round"]);
-        if line != last {
-            println!("  {id}: {line}");
-            last = line;
-        }
-        if stop(&status) || is_final(&status) {
-            return Ok(task);
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
-pub fn is_final(status: &str) -> bool {
-    matches!(
-        status,
-        "merged" | "approved" | "closed" | "incomplete" | "cancelled" | "failed"
-    )
+    crate::follow::stream(api, id, true, stop).await?;
+    api.get(&format!("/v1/tasks/{id}")).await
 }
 
 pub async fn tasks(api: &ApiClient, status: Option<String>) -> anyhow::Result<()> {

@@ -1,5 +1,5 @@
-//! `errand logs [-f] ID`: a task's events as lines, following the API's server-sent events,
-//! with a progress line (step, round, elapsed) on a terminal.
+//! A task's events as lines, following the API's server-sent events, with a progress line
+//! (step, round, elapsed) on a terminal: `errand logs [-f] ID`, and `errand run --watch`.
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -19,6 +19,16 @@ const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 pub async fn logs(api: &ApiClient, id: &str, follow: bool) -> anyhow::Result<()> {
+    stream(api, id, follow, |_| false).await
+}
+
+/// Prints the task's events until it ends, or (when following) until its status meets `stop`.
+pub async fn stream(
+    api: &ApiClient,
+    id: &str,
+    follow: bool,
+    stop: impl Fn(&str) -> bool,
+) -> anyhow::Result<()> {
     let task = api.get(&format!("/v1/tasks/{id}")).await?;
     let mut progress = Progress {
         started: task["created_at"]
@@ -64,6 +74,10 @@ pub async fn logs(api: &ApiClient, id: &str, follow: bool) -> anyhow::Result<()>
                             progress.step = status["status"].as_str().unwrap_or("?").to_string();
                             progress.round = status["round"].as_u64().unwrap_or(progress.round);
                             progress.ended = status["final"] == true;
+                            if stop(&progress.step) {
+                                progress.clear();
+                                return Ok(());
+                            }
                         }
                         progress.show();
                     }

@@ -13,10 +13,12 @@ pub enum LogFormat {
     Json,
 }
 
+/// Errand's own crates at info (steps, egress decisions), everything else at warn.
+const DEFAULT_FILTER: &str = "warn,errand=info,worker=info,activities=info,api=info";
+
 /// Installs the global subscriber; call once, first thing.
 pub fn init(format: LogFormat) {
-    let filter =
-        EnvFilter::try_from_env("ERRAND_LOG").unwrap_or_else(|_| "warn,errand=info".into());
+    let filter = EnvFilter::try_from_env("ERRAND_LOG").unwrap_or_else(|_| DEFAULT_FILTER.into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -6,6 +6,7 @@ mod bench;
 mod commands;
 mod demo;
 mod doctor;
+mod dry_run;
 mod follow;
 mod history;
 mod logging;
@@ -125,6 +126,12 @@ enum Commands {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
         args: Vec<std::ffi::OsString>,
     },
+    /// The builtin agent loop (the `builtin` agent): run by the sandbox, never by hand
+    #[command(hide = true)]
+    AgentLoop {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 #[tokio::main]
@@ -135,6 +142,11 @@ async fn main() -> anyhow::Result<()> {
     // loading alone costs tens of milliseconds).
     if let Commands::SandboxShim { args } = cli.command {
         activities::sandbox::shim::run_and_exit(args);
+    }
+    // The builtin agent runs inside the sandbox: no logging setup (its stdout is the event
+    // protocol), no configuration, no API client.
+    if let Commands::AgentLoop { args } = cli.command {
+        std::process::exit(activities::agents::builtin::main(args).await);
     }
     logging::init(cli.log_format);
     let api = ApiClient::new(&cli.api);
@@ -165,5 +177,6 @@ async fn main() -> anyhow::Result<()> {
         Commands::Doctor => doctor::doctor().await,
         Commands::Bench(args) => bench::bench(args).await,
         Commands::SandboxShim { .. } => unreachable!("dispatched before the client is built"),
+        Commands::AgentLoop { .. } => unreachable!("dispatched before the client is built"),
     }
 }

@@ -118,11 +118,17 @@ pub async fn build_worker(
     temporal: &Temporal,
     store: Store,
 ) -> anyhow::Result<(Runtime, temporalio_sdk::Worker)> {
-    let runtime = Runtime::from_current_tokio(Default::default())
-        .context("cannot start the Temporal runtime")?;
+    let (runtime, sdk_metrics) =
+        worker::sdk_metrics::runtime(settings.temporal.sdk_metrics_listen)?;
+    if let Some(addr) = sdk_metrics {
+        tracing::info!(%addr, "serving the Temporal SDK metrics at /metrics");
+    }
     let worker_settings = worker::WorkerSettings {
         data_dir: settings.data_dir.clone(),
         graceful_shutdown: Duration::from_secs(settings.worker.graceful_shutdown_secs),
+        gateway: settings.gateway.clone(),
+        uncapped_workspace: settings.sandbox.uncapped_workspace,
+        sandbox_micro_dollars_per_second: settings.cost.sandbox_micro_dollars_per_second,
     };
     let worker = worker::build(&runtime, temporal.client.clone(), store, &worker_settings).await?;
     Ok((runtime, worker))

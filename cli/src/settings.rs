@@ -20,6 +20,14 @@ pub struct Settings {
     #[serde(default)]
     pub database: DatabaseSettings,
     pub worker: WorkerSection,
+    #[serde(default)]
+    pub sandbox: SandboxSection,
+    #[serde(default)]
+    pub cost: CostSection,
+    /// The model gateway (`[gateway]`, with `[gateway.openai]`, `[gateway.anthropic]` and
+    /// `[gateway.prices.models."NAME"]`); unset: the worker runs no gateway.
+    #[serde(default)]
+    pub gateway: Option<worker::GatewaySettings>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -33,6 +41,8 @@ pub struct TemporalSettings {
     /// Ports of the dev server's frontend and UI; unset: 7233 and 8233 when free, else any.
     pub dev_port: Option<u16>,
     pub dev_ui_port: Option<u16>,
+    /// Where a worker serves the Temporal SDK's own Prometheus metrics; unset: not exported.
+    pub sdk_metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -47,6 +57,26 @@ pub struct DatabaseSettings {
 pub struct WorkerSection {
     /// After shutdown starts, running activities get this long before they are cancelled.
     pub graceful_shutdown_secs: u64,
+}
+
+/// `[cost]`: what the ledger charges beside model calls (those are priced by the gateway's
+/// price table). Period budgets are not configured here: they live in the app database
+/// (`PUT /v1/budgets`), so every API replica and worker enforces the same ones.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostSection {
+    /// Micro-dollars per second of sandbox wall time (agent and check runs); 0: free.
+    #[serde(default)]
+    pub sandbox_micro_dollars_per_second: u32,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSection {
+    /// A worker that is not root cannot mount a size-limited workspace and refuses every task;
+    /// true runs them with an uncapped workspace instead (`RLIMIT_FSIZE` still caps each file).
+    #[serde(default)]
+    pub uncapped_workspace: bool,
 }
 
 /// Values given on the command line; they win over every other layer.
@@ -138,24 +168,112 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Option<config::Map<String, String>> {
-        Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     #[test]
     fn layers_apply_in_order() {
-        let vars = env(&[("ERRAND__TEMPORAL__ADDRESS", "t:7233"), ("ERRAND__DATA_DIR", "/d")]);
-        let flags = Overrides { data_dir: Some("/flag".into()), ..Default::default() };
+        let vars = env(&[
+            ("ERRAND__TEMPORAL__ADDRESS", "t:7233"),
+            ("ERRAND__DATA_DIR", "/d"),
+        ]);
+        let flags = Overrides {
+            data_dir: Some("/flag".into()),
+            ..Default::default()
+        };
         let s = Settings::load_with_env(&flags, None, vars).unwrap();
         assert_eq!(s.temporal.address.as_deref(), Some("t:7233"));
         assert_eq!(s.data_dir, PathBuf::from("/flag"));
         assert_eq!(s.database_url(), "sqlite:///flag/errand.db?mode=rwc");
         assert_eq!(s.worker.graceful_shutdown_secs, 30);
+        assert!(
+            !s.sandbox.uncapped_workspace,
+            "capped unless the operator says otherwise"
+        );
+        assert_eq!(s.temporal.sdk_metrics_listen, None);
+        let vars = env(&[
+            ("ERRAND__SANDBOX__UNCAPPED_WORKSPACE", "true"),
+            ("ERRAND__TEMPORAL__SDK_METRICS_LISTEN", "0.0.0.0:9464"),
+        ]);
+        let s = Settings::load_with_env(&Overrides::default(), None, vars).unwrap();
+        assert!(s.sandbox.uncapped_workspace);
+        assert_eq!(
+            s.temporal.sdk_metrics_listen,
+            Some("0.0.0.0:9464".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn the_gateway_section_is_read_and_checked() {
+        let file = std::env::temp_dir().join(format!("errand-gateway-{}.toml", std::process::id()));
+        std::fs::write(
+            &file,
+            r#"
+[gateway]
+loop_guard_repeats = 3
+[gateway.openai]
+base_url = "https://api.openai.com/v1"
+key_env = "OPENAI_API_KEY"
+[gateway.prices.models."gpt-4.1"]
+input = 2000000
+output = 8000000
+cache_read = 500000
+"#,
+        )
+        .unwrap();
+        let flags = Overrides {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let s = Settings::load_with_env(&flags, None, env(&[])).unwrap();
+        let gateway = s.gateway.expect("gateway section");
+        assert_eq!(gateway.loop_guard_repeats, 3);
+        assert_eq!(gateway.openai.unwrap().key_env, "OPENAI_API_KEY");
+        assert!(gateway.anthropic.is_none());
+        assert_eq!(gateway.prices.price("gpt-4.1").unwrap().output, 8_000_000);
+        assert!(
+            Settings::load_with_env(&Overrides::default(), None, env(&[]))
+                .unwrap()
+                .gateway
+                .is_none()
+        );
+
+        std::fs::write(
+            &file,
+            "[gateway.openai]\nbase_url = \"x\"\nkey = \"sk-inline\"\n",
+        )
+        .unwrap();
+        let err = Settings::load_with_env(&flags, None, env(&[])).unwrap_err();
+        let _ = std::fs::remove_file(&file);
+        assert!(format!("{err:#}").contains("key"), "{err:#}");
+    }
+
+    #[test]
+    fn the_cost_section_prices_sandbox_time() {
+        let defaults = Settings::load_with_env(&Overrides::default(), None, env(&[])).unwrap();
+        assert_eq!(defaults.cost.sandbox_micro_dollars_per_second, 0);
+        let vars = env(&[("ERRAND__COST__SANDBOX_MICRO_DOLLARS_PER_SECOND", "14")]);
+        let s = Settings::load_with_env(&Overrides::default(), None, vars).unwrap();
+        assert_eq!(s.cost.sandbox_micro_dollars_per_second, 14);
+        let negative = env(&[("ERRAND__COST__SANDBOX_MICRO_DOLLARS_PER_SECOND", "-1")]);
+        assert!(Settings::load_with_env(&Overrides::default(), None, negative).is_err());
+        let typo = env(&[("ERRAND__COST__SANDBOX_RATE", "1")]);
+        assert!(Settings::load_with_env(&Overrides::default(), None, typo).is_err());
     }
 
     #[test]
     fn unknown_variables_are_errors() {
-        let err = Settings::load_with_env(&Overrides::default(), None, env(&[("ERRAND__TEMPORAL__ADRESS", "x")]))
-            .unwrap_err();
+        let err = Settings::load_with_env(
+            &Overrides::default(),
+            None,
+            env(&[("ERRAND__TEMPORAL__ADRESS", "x")]),
+        )
+        .unwrap_err();
         assert!(format!("{err:#}").contains("adress"), "{err:#}");
     }
 
@@ -164,15 +282,24 @@ mod tests {
     #[test]
     fn docker_compose_sets_only_known_settings() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let compose: serde_json::Value =
-            yaml_serde::from_str(&std::fs::read_to_string(root.join("docker-compose.yml")).unwrap()).unwrap();
+        let compose: serde_json::Value = yaml_serde::from_str(
+            &std::fs::read_to_string(root.join("docker-compose.yml")).unwrap(),
+        )
+        .unwrap();
         let mut checked = 0;
         for (name, service) in compose["services"].as_object().unwrap() {
-            let Some(vars) = service["environment"].as_object() else { continue };
+            let Some(vars) = service["environment"].as_object() else {
+                continue;
+            };
             let vars: config::Map<String, String> = vars
                 .iter()
                 .filter(|(k, _)| k.starts_with("ERRAND__"))
-                .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), String::from)))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().map_or_else(|| v.to_string(), String::from),
+                    )
+                })
                 .collect();
             checked += vars.len();
             if let Err(err) = Settings::load_with_env(&Overrides::default(), None, Some(vars)) {
@@ -185,6 +312,9 @@ mod tests {
             .current_dir(&root)
             .status()
             .expect("docker-compose is installed by scripts/bootstrap");
-        assert!(status.success(), "docker-compose config rejects docker-compose.yml");
+        assert!(
+            status.success(),
+            "docker-compose config rejects docker-compose.yml"
+        );
     }
 }

@@ -9,6 +9,8 @@ pub use sea_orm_migration::MigratorTrait;
 
 mod m20261121_000001_create_tables;
 mod m20261121_000002_task_events;
+mod m20261121_000003_cost_ledger;
+mod m20261121_000004_crash_groups;
 
 /// All migrations of the app database, oldest first.
 pub struct Migrator;
@@ -19,6 +21,8 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261121_000001_create_tables::Migration),
             Box::new(m20261121_000002_task_events::Migration),
+            Box::new(m20261121_000003_cost_ledger::Migration),
+            Box::new(m20261121_000004_crash_groups::Migration),
         ]
     }
 }

@@ -43,6 +43,13 @@ pub enum StoreError {
         field: &'static str,
         value: String,
     },
+    /// A budget row this version does not understand.
+    #[error("budget {id}: unknown {field} {value:?} in the database")]
+    CorruptBudget {
+        id: i64,
+        field: &'static str,
+        value: String,
+    },
     #[error("cannot encode the spec of task {task_id}")]
     EncodeSpec {
         task_id: String,

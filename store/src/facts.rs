@@ -7,11 +7,11 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Func};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use workflows::TaskStatus;
 
 use crate::columns::{round_from_db, status_from_db};
-use crate::entities::{task, task_event};
+use crate::entities::{check_result, round, task, task_event};
 use crate::events::{EventKind, TaskEvent};
 use crate::{Store, StoreError};
 
@@ -26,6 +26,17 @@ pub struct TaskFacts {
     pub created_at: DateTime<Utc>,
     /// For a final task: when it ended.
     pub updated_at: DateTime<Utc>,
+}
+
+/// Sandboxed runs that did not end on their own, by cause, over all tasks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SandboxKills {
+    /// Agent runs killed at their time budget (the whole process tree).
+    pub agent_time_budget: u64,
+    /// Agent runs ended by a signal: the OOM killer, the process limit, or from outside.
+    pub agent_signal: u64,
+    /// Check runs killed at their time budget.
+    pub check_time_budget: u64,
 }
 
 type FactsColumns = (
@@ -79,6 +90,31 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    pub async fn sandbox_kills(&self) -> Result<SandboxKills, StoreError> {
+        let action = || "count the sandbox kills".to_string();
+        let agent_time_budget = round::Entity::find()
+            .filter(round::Column::AgentExit.eq("timed_out"))
+            .count(&self.db)
+            .await
+            .map_err(StoreError::query(action))?;
+        let agent_signal = round::Entity::find()
+            .filter(round::Column::AgentExit.eq("exited"))
+            .filter(round::Column::AgentExitCode.is_null())
+            .count(&self.db)
+            .await
+            .map_err(StoreError::query(action))?;
+        let check_time_budget = check_result::Entity::find()
+            .filter(check_result::Column::TimedOut.eq(true))
+            .count(&self.db)
+            .await
+            .map_err(StoreError::query(action))?;
+        Ok(SandboxKills {
+            agent_time_budget,
+            agent_signal,
+            check_time_budget,
+        })
     }
 
     /// Every event of these kinds, of every task, oldest first.

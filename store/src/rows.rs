@@ -109,6 +109,13 @@ pub(crate) fn agent_run(model: round::Model) -> Result<(u32, AgentRun), StoreErr
         duration_ms: millis_from_db(task_id, model.agent_duration_ms)?,
         output_tail: model.agent_output_tail,
         log_path: model.agent_log_path,
+        // Decisions travel in the workflow's report, not in the store.
+        network: Vec::new(),
+        // The refusal and the cost live in the ledger (`ledger_entries`).
+        budget_refusal: None,
+        cost: None,
+        // The agent's own report travels in the workflow's payloads, not in the store.
+        reported: None,
     };
     Ok((round_from_db(task_id, model.round)?, run))
 }

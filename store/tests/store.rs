@@ -101,6 +101,10 @@ fn agent_run(exit: AgentExit, tail: &str) -> AgentRun {
         duration_ms: 1234,
         output_tail: tail.to_string(),
         log_path: "/var/errand/logs/agent.log".to_string(),
+        network: Vec::new(),
+        budget_refusal: None,
+        cost: None,
+        reported: None,
     }
 }
 

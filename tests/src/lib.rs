@@ -130,6 +130,8 @@ pub struct UpOptions {
     pub args: Vec<String>,
     /// Keep the process's stderr (its logs) for [`Errand::logs`].
     pub keep_logs: bool,
+    /// Playbooks from this folder instead of the shipped ones.
+    pub playbooks_dir: Option<PathBuf>,
 }
 
 /// One `errand` deployment under test: `up`, or separate `api` and `worker` processes.
@@ -152,7 +154,9 @@ impl Errand {
     pub async fn up_with(options: UpOptions) -> anyhow::Result<Errand> {
         let data_dir = tempfile::tempdir()?;
         let (port, temporal_port) = (free_port(), free_port());
-        let mut command = errand_command(data_dir.path());
+        let shipped = repo_root().join("playbooks");
+        let playbooks = options.playbooks_dir.as_deref().unwrap_or(&shipped);
+        let mut command = errand_command_with(data_dir.path(), playbooks);
         command
             .args(&options.args)
             .args(["up", "--listen", &format!("127.0.0.1:{port}")])
@@ -392,12 +396,16 @@ impl Errand {
 }
 
 fn errand_command(data_dir: &Path) -> Command {
+    errand_command_with(data_dir, &repo_root().join("playbooks"))
+}
+
+fn errand_command_with(data_dir: &Path, playbooks_dir: &Path) -> Command {
     let mut command = Command::new(errand_bin());
     command
         .arg("--data-dir")
         .arg(data_dir)
         .arg("--playbooks-dir")
-        .arg(repo_root().join("playbooks"))
+        .arg(playbooks_dir)
         .env("ERRAND_LOG", "warn");
     command
 }

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use tests::{Errand, FIX_ADD, Remote, UpOptions, agent, calculator_task, errand_bin};
+use tests::{Errand, FIX_ADD, Remote, UpOptions, agent, calculator_task, errand_bin, free_port};
 
 const RUN: Duration = Duration::from_secs(120);
 /// In the worker's environment under a secret-looking name; not shaped like a known token,
@@ -18,13 +18,19 @@ const SHAPED_TOKEN: &str = "ghp_PlantedShapedToken0123456789abcdefXYZ";
 
 #[tokio::test]
 async fn a_task_reads_as_timeline_events_report_and_metrics() -> anyhow::Result<()> {
+    let sdk_metrics = format!("127.0.0.1:{}", free_port());
     let errand = Errand::up_with(UpOptions {
         env: vec![
             ("ERRAND_TEST_SECRET_TOKEN".into(), ENV_SECRET.into()),
             ("ERRAND_LOG".into(), "info".into()),
+            (
+                "ERRAND__TEMPORAL__SDK_METRICS_LISTEN".into(),
+                sdk_metrics.clone(),
+            ),
         ],
         args: vec!["--log-format".into(), "json".into()],
         keep_logs: true,
+        ..UpOptions::default()
     })
     .await?;
     let remote = Remote::calculator()?;
@@ -222,6 +228,16 @@ async fn a_task_reads_as_timeline_events_report_and_metrics() -> anyhow::Result<
         metrics.contains(r#"errand_step_duration_seconds_count{step="running_agent"} 1"#),
         "{metrics}"
     );
+    // The worker's Temporal SDK metrics, on their own address.
+    let sdk = reqwest::get(format!("http://{sdk_metrics}/metrics"))
+        .await?
+        .text()
+        .await?;
+    assert!(
+        sdk.lines()
+            .any(|l| l.starts_with("temporal_activity_execution_latency_count{")),
+        "{sdk}"
+    );
     let (status, stats) = errand.call("GET", "/v1/stats", None, None).await?;
     assert_eq!(status, 200, "{stats}");
     assert_eq!(stats["overall"]["tasks"], 1);
@@ -258,12 +274,34 @@ async fn a_task_reads_as_timeline_events_report_and_metrics() -> anyhow::Result<
     seen.push(("raw history", raw_history(&errand, &id)?));
 
     // The process's own logs: JSON lines (--log-format json).
+    // Every line written during a step carries the task, the round and the step.
     let log = errand.logs()?;
+    let mut steps = Vec::new();
     for line in log.lines().filter(|l| !l.trim().is_empty()) {
         let parsed: Value = serde_json::from_str(line)
             .map_err(|e| anyhow::anyhow!("a log line is not JSON ({e}): {line}"))?;
         assert!(parsed["level"].is_string(), "{line}");
+        if parsed["span"]["name"] == "step" {
+            assert_eq!(parsed["span"]["task_id"], id.as_str(), "{line}");
+            steps.push((
+                parsed["span"]["step"].as_str().unwrap_or("").to_string(),
+                parsed["span"]["round"].as_u64(),
+                parsed["fields"]["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            ));
+        }
     }
+    assert!(
+        steps.contains(&("run_agent".into(), Some(1), "step started".into()))
+            && steps.contains(&("run_agent".into(), Some(1), "step finished".into())),
+        "{steps:?}"
+    );
+    assert!(
+        steps.contains(&("merge".into(), None, "step finished".into())),
+        "{steps:?}"
+    );
     seen.push(("logs", log));
 
     for (what, text) in &seen {

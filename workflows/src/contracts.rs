@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use temporalio_macros::activity_definitions;
 use temporalio_sdk::activities::ActivityError;
 
+use crate::cost::{BudgetRefusal, RunCost};
 use crate::task::{AgentSpec, ReviewDecision, TaskSpec, TaskStatus};
 
 /// Output kept in a payload is cut to this many bytes (the tail; the full log is a file).
@@ -25,6 +26,10 @@ pub struct Workspace {
     /// Commit of the base branch the task started from.
     pub base_commit: String,
     pub branch: String,
+    /// The task queue of the worker that provisioned it: the activities that touch the
+    /// workspace are routed there (None: a worker without a queue of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_queue: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +60,14 @@ pub struct AgentRunRequest {
     pub feedback: Option<String>,
     pub agent: AgentSpec,
     pub time_budget_secs: u64,
+    /// The playbook's egress allowlist (`host` or `host:port`, port 443 when left out); empty
+    /// means no network at all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network: Vec<String>,
+    /// Who the work-in-progress checkpoints of this run are authored as (the requester); None:
+    /// the run makes no checkpoints (a history from before worker affinity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_author: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +87,58 @@ pub struct AgentRun {
     pub output_tail: String,
     /// Full (capped) log on the worker host.
     pub log_path: String,
+    /// Every egress decision of the run, in order (empty without an allowlist).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network: Vec<NetworkDecision>,
+    /// Set when the gateway refused a model call of this run because a budget is spent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_refusal: Option<BudgetRefusal>,
+    /// What the round cost so far, from the ledger (None when the ledger was not read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<RunCost>,
+    /// What the agent said about its own run (usage, cost, summary), read from its output
+    /// events; None when it reported nothing. The ledger stays authoritative for cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported: Option<AgentReport>,
+}
+
+/// An agent's own account of a run, from the events its adapter reads on its output (Claude
+/// Code's `result`, Codex's `turn.completed`, the `{"errand": ...}` lines of a command or the
+/// builtin loop). Untrusted: shown next to the ledger's figures, never instead of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentReport {
+    /// Tokens, summed over the calls it reported (or its own total, when it gives one).
+    pub usage: crate::cost::Usage,
+    /// The dollars it reported (Claude Code's `total_cost_usd`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::cost::MicroDollars>,
+    /// Models it named, in order of first mention (a few at most).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
+    /// Model calls or turns that reported usage.
+    #[serde(default)]
+    pub calls: u64,
+    /// Its closing summary, redacted and cut to `OUTPUT_TAIL_BYTES`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// Why it stopped, in its own words (`error_max_turns`, `budget: ...`), when not simply done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+}
+
+/// One request of the agent to leave the sandbox, and what the egress proxy decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkDecision {
+    /// `host:port` as requested.
+    pub target: String,
+    /// `allowed`, or why not (`not_allowlisted`, `ip_literal`, `private_address`, ...).
+    pub verdict: String,
+}
+
+impl NetworkDecision {
+    pub fn allowed(&self) -> bool {
+        self.verdict == "allowed"
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

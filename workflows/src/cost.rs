@@ -125,6 +125,41 @@ impl PriceTable {
     }
 }
 
+/// A model call the gateway refused because a budget is spent, as the agent run reports it to
+/// the workflow (which then ends the task `incomplete` with reason `cost_budget: ...`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetRefusal {
+    /// Which budget: `task_dollars`, `task_tokens`, `playbook_period`, `global_period`, ...
+    pub budget: String,
+    /// For people: the budget and its limit.
+    pub message: String,
+}
+
+impl BudgetRefusal {
+    /// A spent budget (the task's, a playbook's or the global period budget), rather than
+    /// another reason to refuse a call (the loop guard, an unpriced model).
+    pub fn is_cost_budget(&self) -> bool {
+        is_cost_budget(&self.budget)
+    }
+}
+
+/// Whether a refusal's budget name is a spent budget: `task_*` or `*_period`.
+pub fn is_cost_budget(budget: &str) -> bool {
+    budget.starts_with("task_") || budget.ends_with("_period")
+}
+
+/// What a round cost, from the ledger when the agent run ended: the round's entries so far
+/// (model calls and the agent's sandbox time), and the task's total across rounds so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunCost {
+    pub micro_dollars: MicroDollars,
+    pub tokens: u64,
+    #[serde(default)]
+    pub task_micro_dollars: MicroDollars,
+    #[serde(default)]
+    pub task_tokens: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,15 +5,19 @@
 //! workflow context (ARCHITECTURE.md, invariant 1).
 
 pub mod agent_task;
+pub mod budget;
 pub mod contracts;
 pub mod cost;
 pub mod crash;
+pub mod crash_contracts;
+pub mod crash_investigation;
 pub mod playbook;
 pub mod policy;
 pub mod report;
 pub mod task;
 
 pub use agent_task::{AGENT_TASK_WORKFLOW, AgentTaskWorkflow};
+pub use crash_investigation::{CRASH_INVESTIGATION_WORKFLOW, CrashInvestigationWorkflow};
 pub use task::{AgentSpec, ReviewDecision, ReviewVerdict, TaskSpec, TaskStatus};
 
 /// The task queue every worker polls for `AgentTask` workflows and their activities.

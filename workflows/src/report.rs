@@ -4,8 +4,9 @@
 use std::fmt::Write;
 
 use crate::contracts::{
-    AgentExit, AgentRun, ChangeStatus, CheckResult, DiffSummary, RedGreenProof,
+    AgentExit, AgentRun, ChangeStatus, CheckResult, DiffSummary, NetworkDecision, RedGreenProof,
 };
+use crate::cost::MicroDollars;
 use crate::policy::Finding;
 use crate::policy::merge::MergeDecision;
 use crate::policy::red_green;
@@ -79,6 +80,7 @@ impl Report<'_> {
         for r in self.rounds {
             render_round(&mut out, r);
         }
+        render_cost(&mut out, spec, self.rounds);
         if self.status.is_final() && self.status != TaskStatus::Merged {
             let _ = writeln!(out, "\n## What is left\n");
             let _ = writeln!(
@@ -144,6 +146,22 @@ fn render_round(out: &mut String, r: &RoundSummary) {
             let _ = writeln!(out, "- **{}**: {}", f.kind, first_line(&f.message));
         }
     }
+    render_network(out, &r.agent.network);
+    if let Some(cost) = &r.agent.cost {
+        let _ = writeln!(
+            out,
+            "\nCost of the round: {} ({} model tokens).",
+            cost.micro_dollars, cost.tokens
+        );
+    }
+    if let Some(refusal) = &r.agent.budget_refusal {
+        let _ = writeln!(
+            out,
+            "\nA model call was refused (`{}`): {}",
+            refusal.budget,
+            first_line(&refusal.message)
+        );
+    }
     if let Some(proof) = &r.red_green {
         let _ = writeln!(
             out,
@@ -152,6 +170,72 @@ fn render_round(out: &mut String, r: &RoundSummary) {
         for line in red_green::describe(proof) {
             let _ = writeln!(out, "- {line}");
         }
+    }
+}
+
+/// The task's cost as the ledger had it after the last agent run, against its budget. Check
+/// runs after that run are in the ledger (`GET /v1/tasks/{id}/cost`), not here.
+fn render_cost(out: &mut String, spec: &TaskSpec, rounds: &[RoundSummary]) {
+    let Some(cost) = rounds.iter().rev().find_map(|r| r.agent.cost) else {
+        return;
+    };
+    let _ = writeln!(out, "\n## Cost\n");
+    let _ = writeln!(
+        out,
+        "- spent: {} and {} model tokens over {} round(s)",
+        cost.task_micro_dollars,
+        cost.task_tokens,
+        rounds.len()
+    );
+    let mut limits = Vec::new();
+    if let Some(dollars) = spec.policy.max_dollars {
+        limits.push(MicroDollars::from_dollars(dollars.0).to_string());
+    }
+    if let Some(tokens) = spec.policy.max_tokens {
+        limits.push(format!("{} model tokens", tokens.get()));
+    }
+    if !limits.is_empty() {
+        let _ = writeln!(out, "- budget: {}", limits.join(", "));
+    }
+    for r in rounds {
+        if let Some(cost) = &r.agent.cost {
+            let _ = writeln!(
+                out,
+                "- round {}: {} ({} tokens)",
+                r.round, cost.micro_dollars, cost.tokens
+            );
+        }
+    }
+}
+
+/// Egress decisions, one line per destination and verdict (an agent may retry a lot).
+fn render_network(out: &mut String, decisions: &[NetworkDecision]) {
+    if decisions.is_empty() {
+        return;
+    }
+    let mut counts: Vec<(&str, &str, usize)> = Vec::new();
+    for d in decisions {
+        match counts
+            .iter_mut()
+            .find(|(t, v, _)| *t == d.target && *v == d.verdict)
+        {
+            Some(entry) => entry.2 += 1,
+            None => counts.push((&d.target, &d.verdict, 1)),
+        }
+    }
+    let refused = decisions.iter().filter(|d| !d.allowed()).count();
+    let _ = writeln!(
+        out,
+        "\nNetwork: {} request(s) through the egress proxy, {refused} refused:\n",
+        decisions.len()
+    );
+    for (target, verdict, n) in counts {
+        let times = if n > 1 {
+            format!(" ({n}x)")
+        } else {
+            String::new()
+        };
+        let _ = writeln!(out, "- {verdict} `{target}`{times}");
     }
 }
 
@@ -206,6 +290,7 @@ fn indent(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::contracts::{FileChange, RedGreenRun};
+    use crate::cost::{BudgetRefusal, RunCost};
     use crate::policy::FindingKind;
     use crate::task::AgentSpec;
 
@@ -246,6 +331,10 @@ mod tests {
                 duration_ms: 1500,
                 output_tail: String::new(),
                 log_path: "/x".into(),
+                network: Vec::new(),
+                budget_refusal: None,
+                cost: None,
+                reported: None,
             },
             checks,
             findings: Vec::new(),
@@ -284,6 +373,78 @@ mod tests {
         assert!(text.contains("- FAIL `sh test.sh`"), "{text}");
         assert!(text.contains("  expected 4, got 5"), "{text}");
         assert!(text.contains("## What is left"), "{text}");
+    }
+
+    #[test]
+    fn the_cost_of_each_round_and_the_task_is_reported() {
+        let mut first = round(vec![check(1, "boom")]);
+        first.agent.cost = Some(RunCost {
+            micro_dollars: MicroDollars(1_500_000),
+            tokens: 1200,
+            task_micro_dollars: MicroDollars(1_500_000),
+            task_tokens: 1200,
+        });
+        let mut second = round(vec![check(0, "")]);
+        second.round = 2;
+        second.agent.cost = Some(RunCost {
+            micro_dollars: MicroDollars(500_001),
+            tokens: 300,
+            task_micro_dollars: MicroDollars(2_000_001),
+            task_tokens: 1500,
+        });
+        second.agent.budget_refusal = Some(BudgetRefusal {
+            budget: "task_dollars".into(),
+            message: "the task's budget is spent: $2.000001 spent of a $2.000000 budget".into(),
+        });
+        let text = report(TaskStatus::Incomplete, &[first, second], None);
+        assert!(
+            text.contains("Cost of the round: $0.500001 (300 model tokens)."),
+            "{text}"
+        );
+        assert!(
+            text.contains("A model call was refused (`task_dollars`): the task's budget is spent"),
+            "{text}"
+        );
+        assert!(text.contains("## Cost\n"), "{text}");
+        assert!(
+            text.contains("- spent: $2.000001 and 1500 model tokens over 2 round(s)"),
+            "{text}"
+        );
+        assert!(text.contains("- round 1: $1.500000 (1200 tokens)"), "{text}");
+        let free = report(TaskStatus::Incomplete, &[round(vec![check(0, "")])], None);
+        assert!(!free.contains("## Cost"), "no ledger figures, no section: {free}");
+    }
+
+    #[test]
+    fn egress_decisions_are_reported_per_destination() {
+        let mut r = round(vec![check(0, "")]);
+        let decision = |target: &str, verdict: &str| NetworkDecision {
+            target: target.into(),
+            verdict: verdict.into(),
+        };
+        r.agent.network = vec![
+            decision("pypi.org:443", "allowed"),
+            decision("evil.example:443", "not_allowlisted"),
+            decision("pypi.org:443", "allowed"),
+            decision("169.254.169.254:80", "ip_literal"),
+        ];
+        let text = report(TaskStatus::AwaitingReview, &[r], None);
+        assert!(
+            text.contains("Network: 4 request(s) through the egress proxy, 2 refused"),
+            "{text}"
+        );
+        assert!(text.contains("- allowed `pypi.org:443` (2x)"), "{text}");
+        assert!(
+            text.contains("- not_allowlisted `evil.example:443`\n"),
+            "{text}"
+        );
+        assert!(text.contains("- ip_literal `169.254.169.254:80`"), "{text}");
+        let quiet = report(
+            TaskStatus::AwaitingReview,
+            &[round(vec![check(0, "")])],
+            None,
+        );
+        assert!(!quiet.contains("Network:"), "{quiet}");
     }
 
     #[test]

@@ -64,12 +64,138 @@ pub struct PlaybookRef {
     pub content_hash: String,
 }
 
-/// How the agent is started. One adapter today; more arrive additively.
+/// How the agent is started: which adapter, and its settings. Variants arrive additively (the
+/// `kind` tag and every existing field keep their meaning: these travel in history).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AgentSpec {
-    /// Any program, run in the workspace inside the sandbox (argv, never a shell string).
+    /// Any program, run in the workspace inside the sandbox (argv, never a shell string). It
+    /// may report progress, usage and a summary as JSON lines on stdout (see the README).
     Command { command: Vec<String> },
+    /// Claude Code in print mode (`claude -p --output-format stream-json --verbose`), unattended;
+    /// its usage and cost come from its own events.
+    ClaudeCode {
+        /// `--model` (an alias such as `sonnet` or a full name); the CLI's default when left out.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+        /// `--max-turns`; unlimited (the time budget still applies) when left out.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_turns: Option<u32>,
+        /// The `claude` program: a name on the sandbox's PATH or an absolute path under /usr.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        program: Option<String>,
+    },
+    /// OpenAI Codex (`codex exec --json`), unattended; its usage comes from its own events.
+    Codex {
+        /// `--model`; the CLI's default when left out.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+        /// The `codex` program: a name on the sandbox's PATH or an absolute path under /usr.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        program: Option<String>,
+    },
+    /// Errand's own agent loop (`errand agent-loop`) against the OpenAI-compatible gateway:
+    /// tools to list, read, write and search files, run commands, and finish with a summary.
+    Builtin {
+        /// The model the gateway is asked for.
+        model: String,
+        /// Model calls before the loop gives up.
+        #[serde(default = "default_max_turns")]
+        max_turns: u32,
+    },
+}
+
+/// The builtin loop's turn limit when a spec does not set one.
+pub const DEFAULT_MAX_TURNS: u32 = 50;
+/// The most turns a spec may ask for (a loop that long is a runaway, whatever the budget).
+pub const MAX_MAX_TURNS: u32 = 1000;
+
+fn default_max_turns() -> u32 {
+    DEFAULT_MAX_TURNS
+}
+
+impl AgentSpec {
+    /// The adapter's name, as the `kind` tag spells it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Command { .. } => "command",
+            Self::ClaudeCode { .. } => "claude_code",
+            Self::Codex { .. } => "codex",
+            Self::Builtin { .. } => "builtin",
+        }
+    }
+
+    /// Everything wrong with the settings, as (field below the agent, message); empty when the
+    /// spec can run. Playbooks and the API both check with it.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut found = Vec::new();
+        let blank = |field: &str, value: &Option<String>| {
+            value
+                .as_deref()
+                .is_some_and(|v| v.trim().is_empty())
+                .then(|| {
+                    (
+                        field.to_string(),
+                        "expected a name, got nothing".to_string(),
+                    )
+                })
+        };
+        match self {
+            Self::Command { command } => {
+                if command.first().is_none_or(|p| p.trim().is_empty()) {
+                    found.push((
+                        "command".into(),
+                        "expected the program to run and its arguments".into(),
+                    ));
+                }
+            }
+            Self::ClaudeCode {
+                model,
+                max_turns,
+                program,
+            } => {
+                found.extend(blank("model", model));
+                found.extend(blank("program", program));
+                if *max_turns == Some(0) {
+                    found.push(("max_turns".into(), "expected at least 1, got 0".into()));
+                }
+                found.extend(program_problem(program));
+            }
+            Self::Codex { model, program } => {
+                found.extend(blank("model", model));
+                found.extend(blank("program", program));
+                found.extend(program_problem(program));
+            }
+            Self::Builtin { model, max_turns } => {
+                if model.trim().is_empty() {
+                    found.push(("model".into(), "expected a model name, got nothing".into()));
+                }
+                if !(1..=MAX_MAX_TURNS).contains(max_turns) {
+                    found.push((
+                        "max_turns".into(),
+                        format!("expected 1 to {MAX_MAX_TURNS}, got {max_turns}"),
+                    ));
+                }
+            }
+        }
+        found
+    }
+}
+
+/// Only /usr of the host is mounted in the sandbox (and the program starts through a shell that
+/// hands it the prompt on stdin), so a path elsewhere could not be run.
+fn program_problem(program: &Option<String>) -> Option<(String, String)> {
+    let program = program.as_deref()?.trim();
+    let reachable = !program.contains('/')
+        || (program.starts_with("/usr/") && !program.split('/').any(|part| part == ".."));
+    (!reachable).then(|| {
+        (
+            "program".to_string(),
+            format!(
+                "expected a name on the sandbox's PATH or an absolute path under /usr, got {program:?}"
+            ),
+        )
+    })
 }
 
 /// Where a task is in the pipeline. The last six are final.
@@ -266,6 +392,89 @@ mod tests {
         for (d, status, want) in cases {
             assert_eq!(d.check(status, "alice"), want, "{d:?} at {status}");
         }
+    }
+
+    #[test]
+    fn the_command_agent_serializes_as_it_always_did() {
+        // Recorded histories hold this exact shape.
+        let spec = AgentSpec::Command {
+            command: vec!["sh".into(), "agent.sh".into()],
+        };
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(json, r#"{"kind":"command","command":["sh","agent.sh"]}"#);
+        assert_eq!(serde_json::from_str::<AgentSpec>(&json).unwrap(), spec);
+    }
+
+    #[test]
+    fn adapters_parse_with_their_defaults() {
+        let cases = [
+            (
+                r#"{"kind":"claude_code"}"#,
+                AgentSpec::ClaudeCode {
+                    model: None,
+                    max_turns: None,
+                    program: None,
+                },
+            ),
+            (
+                r#"{"kind":"codex","model":"gpt-5-codex"}"#,
+                AgentSpec::Codex {
+                    model: Some("gpt-5-codex".into()),
+                    program: None,
+                },
+            ),
+            (
+                r#"{"kind":"builtin","model":"m"}"#,
+                AgentSpec::Builtin {
+                    model: "m".into(),
+                    max_turns: DEFAULT_MAX_TURNS,
+                },
+            ),
+        ];
+        for (json, want) in cases {
+            let spec: AgentSpec = serde_json::from_str(json).unwrap();
+            assert_eq!(spec, want, "{json}");
+            assert!(spec.problems().is_empty(), "{json}: {:?}", spec.problems());
+        }
+        assert!(serde_json::from_str::<AgentSpec>(r#"{"kind":"builtin"}"#).is_err());
+        assert!(serde_json::from_str::<AgentSpec>(r#"{"kind":"codex","turns":3}"#).is_err());
+    }
+
+    #[test]
+    fn agent_problems_name_the_field() {
+        let fields = |spec: AgentSpec| -> Vec<String> {
+            spec.problems().into_iter().map(|(f, _)| f).collect()
+        };
+        assert_eq!(fields(AgentSpec::Command { command: vec![] }), ["command"]);
+        assert_eq!(
+            fields(AgentSpec::Builtin {
+                model: " ".into(),
+                max_turns: 0
+            }),
+            ["model", "max_turns"]
+        );
+        assert_eq!(
+            fields(AgentSpec::ClaudeCode {
+                model: None,
+                max_turns: Some(0),
+                program: Some("/home/me/.local/bin/claude".into()),
+            }),
+            ["max_turns", "program"]
+        );
+        assert_eq!(
+            fields(AgentSpec::Codex {
+                model: Some(String::new()),
+                program: Some("/usr/local/bin/codex".into()),
+            }),
+            ["model"]
+        );
+        assert_eq!(
+            fields(AgentSpec::Codex {
+                model: None,
+                program: Some("/usr/../home/codex".into()),
+            }),
+            ["program"]
+        );
     }
 
     #[test]

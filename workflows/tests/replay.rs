@@ -1,4 +1,4 @@
-//! Replays every recorded `AgentTask` history in `tests/histories/` against the current code:
+//! Replays every recorded `AgentTask` and `CrashInvestigation` (`crash_*.json`) history in `tests/histories/` against the current code:
 //! a change that would break running or past tasks fails here (ARCHITECTURE.md, invariant 2).
 //! Record new histories with `ERRAND_RECORD_HISTORIES=1 cargo test -p tests`.
 
@@ -6,7 +6,7 @@ use std::path::Path;
 
 use temporalio_client::WorkflowHistory;
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
-use workflows::AgentTaskWorkflow;
+use workflows::{AgentTaskWorkflow, CrashInvestigationWorkflow};
 
 #[tokio::test]
 async fn recorded_histories_replay_without_nondeterminism() {
@@ -23,8 +23,20 @@ async fn recorded_histories_replay_without_nondeterminism() {
         dir.display()
     );
 
+    let is_crash = |p: &std::path::PathBuf| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("crash_"))
+    };
+    assert!(
+        files.iter().any(is_crash),
+        "no recorded CrashInvestigation history (crash_*.json) in {}",
+        dir.display()
+    );
+
     let options = WorkflowReplayerOptions::new()
         .register_workflow::<AgentTaskWorkflow>()
+        .unwrap()
+        .register_workflow::<CrashInvestigationWorkflow>()
         .unwrap()
         .build();
     let replayer = WorkflowReplayer::new(options).unwrap();

@@ -47,6 +47,7 @@ pub(super) async fn run(sandbox: &Sandbox) -> Result<(), String> {
         log_path: scratch.path.join("probe.log"),
         limits,
         network: None,
+        model_gateway: None,
     };
     let outcome = sandbox
         .spawn(&spec)

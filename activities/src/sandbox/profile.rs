@@ -120,6 +120,11 @@ pub const EGRESS_SOCKET: &str = "proxy.sock";
 /// Where the in-sandbox bridge to the egress proxy listens (loopback of the sandbox's own
 /// network namespace).
 pub const EGRESS_PORT: u16 = 3128;
+/// Where the model gateway's socket is mounted.
+pub const GATEWAY_MOUNT: &str = "/run/sbx/gateway.sock";
+/// Where the in-sandbox bridge to the model gateway listens (the agent's model base URL is
+/// `http://127.0.0.1:GATEWAY_PORT`).
+pub const GATEWAY_PORT: u16 = 3129;
 /// Paths the agent may write (everything else is read-only to it), for Landlock.
 pub const WRITABLE: &[&str] = &[
     WORKSPACE_MOUNT,
@@ -147,6 +152,8 @@ pub struct Extras<'a> {
     pub shim: Option<(&'a Path, &'a [String])>,
     /// The egress proxy's socket directory; implies the shim's bridge.
     pub egress_dir: Option<&'a Path>,
+    /// The model gateway's socket; implies the shim's bridge on `GATEWAY_PORT`.
+    pub gateway_socket: Option<&'a Path>,
 }
 
 /// The bwrap argv (without the bwrap path itself).
@@ -235,6 +242,9 @@ pub fn bwrap_args(spec: &ResolvedSpec, host: &HostLayout, extras: &Extras<'_>) -
     if let Some(egress) = extras.egress_dir {
         args.flag("--ro-bind").path(egress).path(EGRESS_MOUNT);
     }
+    if let Some(gateway) = extras.gateway_socket {
+        args.flag("--ro-bind").path(gateway).path(GATEWAY_MOUNT);
+    }
     for fd in extras.seccomp_fds {
         args.flags(&["--add-seccomp-fd", &fd.to_string()]);
     }
@@ -252,6 +262,11 @@ pub fn bwrap_args(spec: &ResolvedSpec, host: &HostLayout, extras: &Extras<'_>) -
             args.flag("--bridge")
                 .flag(&EGRESS_PORT.to_string())
                 .path(socket);
+        }
+        if extras.gateway_socket.is_some() {
+            args.flag("--bridge")
+                .flag(&GATEWAY_PORT.to_string())
+                .flag(GATEWAY_MOUNT);
         }
         args.flag("--");
     }
@@ -522,5 +537,32 @@ mod tests {
                 .iter()
                 .any(|arg| arg.contains("proxy") || arg == SHIM_MOUNT)
         );
+    }
+
+    #[test]
+    fn the_model_gateway_is_one_more_bridge_and_no_network() {
+        let selector = vec![];
+        let extras = Extras {
+            shim: Some((Path::new("/opt/shim"), &selector)),
+            gateway_socket: Some(Path::new("/stage/gateway.sock")),
+            ..Extras::default()
+        };
+        let args = args_with(&spec(), &extras);
+        assert!(find(&args, &["--ro-bind", "/stage/gateway.sock", GATEWAY_MOUNT]).is_some());
+        assert!(find(&args, &["--bridge", "3129", "/run/sbx/gateway.sock"]).is_some());
+        assert!(!args.iter().any(|arg| arg == "--share-net"));
+        assert!(
+            !args.iter().any(|arg| arg.contains("proxy")),
+            "the gateway alone sets no proxy: {args:?}"
+        );
+        let both = args_with(
+            &spec(),
+            &Extras {
+                egress_dir: Some(Path::new("/stage/egress")),
+                ..extras.clone()
+            },
+        );
+        assert!(find(&both, &["--bridge", "3128", "/run/sbx/egress/proxy.sock"]).is_some());
+        assert!(find(&both, &["--bridge", "3129", "/run/sbx/gateway.sock"]).is_some());
     }
 }

@@ -133,6 +133,7 @@ mod tests {
             log_path: workspace.join("log"),
             limits: Limits::default(),
             network: None,
+            model_gateway: None,
         }
     }
 

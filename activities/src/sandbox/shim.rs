@@ -1,9 +1,9 @@
 //! Where the in-sandbox shim lives. The shim is the first program bwrap starts: it applies
-//! Landlock and, for a run with egress, starts the bridge to the host proxy, then execs the
-//! command. It is the `errand` binary itself (`errand sandbox-shim`), or, for this crate's own
+//! Landlock and, for a run with egress or the model gateway, starts a bridge to each host
+//! socket, then execs the command. It is the `errand` binary itself (`errand sandbox-shim`), or, for this crate's own
 //! tests, the `errand-sandbox-shim` binary built next to them.
 //!
-//! `shim [selector] run [--writable PATH]... [--bridge PORT SOCKET] -- COMMAND...`
+//! `shim [selector] run [--writable PATH]... [--bridge PORT SOCKET]... -- COMMAND...`
 //!
 //! It runs inside the sandbox, already under seccomp and no_new_privs: nothing it does widens
 //! what the command may do. Landlock grants read access to everything bwrap mounted and write
@@ -128,7 +128,8 @@ fn run(args: Vec<OsString>) -> Result<Never, Failure> {
 #[derive(Debug, Default, PartialEq, Eq)]
 struct RunArgs {
     writable: Vec<PathBuf>,
-    bridge: Option<(u16, PathBuf)>,
+    /// Each a loopback port relayed to a host socket (the egress proxy, the model gateway).
+    bridges: Vec<(u16, PathBuf)>,
     command: Vec<OsString>,
 }
 
@@ -148,7 +149,7 @@ fn parse_run(mut args: impl Iterator<Item = OsString>) -> Result<RunArgs, Failur
                 let socket = args
                     .next()
                     .ok_or_else(|| fail("--bridge needs a socket path"))?;
-                parsed.bridge = Some((port, socket.into()));
+                parsed.bridges.push((port, socket.into()));
             }
             Some("--") => {
                 parsed.command = args.collect();
@@ -165,7 +166,7 @@ fn parse_run(mut args: impl Iterator<Item = OsString>) -> Result<RunArgs, Failur
 
 fn run_command(args: RunArgs) -> Result<Never, Failure> {
     landlock::restrict(&args.writable).map_err(|err| fail(format!("landlock: {err}")))?;
-    if let Some((port, socket)) = &args.bridge {
+    for (port, socket) in &args.bridges {
         start_bridge(*port, socket)?;
     }
     let (program, rest) = args
@@ -384,10 +385,31 @@ mod tests {
         .unwrap_or_else(|f| panic!("{}", f.message));
         assert_eq!(parsed.writable, [PathBuf::from("/repo")]);
         assert_eq!(
-            parsed.bridge,
-            Some((3128, "/run/sbx/egress/proxy.sock".into()))
+            parsed.bridges,
+            [(3128, "/run/sbx/egress/proxy.sock".into())]
         );
         assert_eq!(parsed.command, os(&["sh", "-c", "x"]));
+        let two = parse_run(
+            os(&[
+                "--bridge",
+                "3128",
+                "/run/sbx/egress/proxy.sock",
+                "--bridge",
+                "3129",
+                "/run/sbx/gateway.sock",
+                "--",
+                "true",
+            ])
+            .into_iter(),
+        )
+        .unwrap_or_else(|f| panic!("{}", f.message));
+        assert_eq!(
+            two.bridges,
+            [
+                (3128, "/run/sbx/egress/proxy.sock".into()),
+                (3129, "/run/sbx/gateway.sock".into())
+            ]
+        );
         for bad in [
             &["--"][..],
             &["--bridge", "x", "y", "--", "a"],

@@ -1,5 +1,6 @@
 //! How a root worker hands host paths to a bwrap that runs as the run's unprivileged uid: each
-//! path (the workspace, the inputs, the agent program, the shim, the egress socket directory)
+//! path (the workspace, the inputs, the agent program, the shim, the egress socket directory,
+//! the model gateway's socket)
 //! is cloned as a detached mount while still root, and the child places the clones under a
 //! staging directory in its own mount namespace. bwrap then binds staged paths it can reach,
 //! whatever the permissions of the host directories above them.
@@ -28,6 +29,7 @@ pub(super) struct HostPaths<'a> {
     pub program: Option<&'a Path>,
     pub shim: Option<&'a Path>,
     pub egress_dir: Option<&'a Path>,
+    pub gateway_socket: Option<&'a Path>,
 }
 
 /// Paths as bwrap sees them.
@@ -38,6 +40,7 @@ pub(super) struct Sources {
     pub program: Option<PathBuf>,
     pub shim: Option<PathBuf>,
     pub egress_dir: Option<PathBuf>,
+    pub gateway_socket: Option<PathBuf>,
 }
 
 impl Sources {
@@ -49,6 +52,7 @@ impl Sources {
             program: paths.program.map(Path::to_owned),
             shim: paths.shim.map(Path::to_owned),
             egress_dir: paths.egress_dir.map(Path::to_owned),
+            gateway_socket: paths.gateway_socket.map(Path::to_owned),
         }
     }
 }
@@ -134,6 +138,9 @@ pub(super) fn stage(
     let program = stage_one(paths.program, "program", false)?;
     let shim = stage_one(paths.shim, "shim", false)?;
     let egress_dir = stage_one(paths.egress_dir, "egress", true)?;
+    // The socket itself (not its directory), on a file mount point: nothing else of the
+    // gateway's directory shows.
+    let gateway_socket = stage_one(paths.gateway_socket, "gateway.sock", false)?;
     let mounts = StagedMounts {
         root: cstring(root)?,
         dirs: dirs
@@ -158,6 +165,7 @@ pub(super) fn stage(
             program,
             shim,
             egress_dir,
+            gateway_socket,
         },
         upper,
     })

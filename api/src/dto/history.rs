@@ -112,11 +112,13 @@ pub struct HistoryStep {
 /// A decision a rule took on the task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PolicyDecision {
-    /// `review_gate`, `round_limit`, `time_budget`, `review_timeout`, `merge`,
-    /// `merge_policy` (approved, left to a person to merge), `cancel`, `failure`.
+    /// `postcondition` (a finding of the playbook's policy), `red_green` (a proof), `review_gate`,
+    /// `round_limit`, `time_budget`, `review_timeout`, `merge`, `merge_policy` (approved, left
+    /// to a person to merge), `cancel`, `failure`.
     pub rule: String,
     pub round: u32,
-    /// What the rule decided, e.g. `approve`, `request_changes`, `stop`, `merged`.
+    /// What the rule decided, e.g. `finding`, `proven`, `not_proven`, `approve`,
+    /// `request_changes`, `stop`, `merged`.
     pub decision: String,
     pub detail: Option<String>,
     pub at: Option<DateTime<Utc>>,

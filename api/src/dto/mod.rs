@@ -10,8 +10,7 @@ mod tasks;
 
 pub use events::{CheckOutcomeView, TaskEventBody, TaskEventView};
 pub use history::{
-    HistoryStep, PolicyDecision, StepKind, StepOutcome, TaskHistory, WorkflowRun,
-    WorkflowRunStatus,
+    HistoryStep, PolicyDecision, StepKind, StepOutcome, TaskHistory, WorkflowRun, WorkflowRunStatus,
 };
 pub use playbooks::{PlaybookSummary, PlaybookView};
 pub use requests::{PlaybookRunRequest, TaskRequest};

@@ -9,7 +9,7 @@ use workflows::AgentSpec;
 use workflows::playbook::InputValue;
 
 /// An ad-hoc task: what to do, where, and how to tell it is done.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskRequest {
     /// Git URL or path of the repository, reachable from the API and the workers.
@@ -40,10 +40,18 @@ pub struct TaskRequest {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 31536000)]
     pub review_timeout_secs: Option<u64>,
+    /// Most dollars the task may spend on models (and sandbox time); a playbook's
+    /// `budget.dollars` caps it.
+    #[serde(default)]
+    pub max_dollars: Option<f64>,
+    /// Most model tokens the task may use; a playbook's `budget.tokens` caps it.
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub max_tokens: Option<u64>,
 }
 
 /// A run of a playbook: its inputs, and optional overrides that may only tighten it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaybookRunRequest {
     /// Git URL or path of the repository, reachable from the API and the workers.
@@ -73,4 +81,12 @@ pub struct PlaybookRunRequest {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 31536000)]
     pub review_timeout_secs: Option<u64>,
+    /// Most dollars the task may spend on models (and sandbox time); a playbook's
+    /// `budget.dollars` caps it.
+    #[serde(default)]
+    pub max_dollars: Option<f64>,
+    /// Most model tokens the task may use; a playbook's `budget.tokens` caps it.
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub max_tokens: Option<u64>,
 }

@@ -14,8 +14,9 @@ use crate::task_metrics;
 /// `errand_tasks_started_total{playbook}`, `errand_tasks_finished_total{playbook,outcome}`,
 /// `errand_tasks_in_progress{status}`, `errand_task_rounds{playbook}` (histogram),
 /// `errand_step_duration_seconds{step}` (histogram of the time spent in each status) and
-/// `errand_review_wait_seconds` (histogram). Ad-hoc tasks have `playbook="ad-hoc"`. The
-/// worker's Temporal SDK metrics are not part of this endpoint.
+/// `errand_review_wait_seconds` (histogram), `errand_sandbox_kills_total{cause}`, and the cost
+/// ledger's counters. Ad-hoc tasks have `playbook="ad-hoc"`. The worker's Temporal SDK metrics
+/// are served by the worker (`temporal.sdk_metrics_listen`), not here.
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -31,8 +32,18 @@ pub async fn metrics(State(state): State<SharedState>) -> Result<Response, ApiEr
         .store
         .events_of_kinds(&[EventKind::Status, EventKind::Review])
         .await?;
-    let text = task_metrics::render(&tasks, &events)
+    let mut text = task_metrics::render(&tasks, &events)
         .map_err(|err| ApiError::internal("cannot render the metrics", &err))?;
+    let kills = state.store.sandbox_kills().await?;
+    text.push_str(
+        &task_metrics::render_sandbox_kills(&kills)
+            .map_err(|err| ApiError::internal("cannot render the sandbox metrics", &err))?,
+    );
+    let ledger = state.store.ledger_sums().await?;
+    text.push_str(
+        &super::cost::render_metrics(&ledger)
+            .map_err(|err| ApiError::internal("cannot render the cost metrics", &err))?,
+    );
     let content_type = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
     Ok(([(header::CONTENT_TYPE, content_type)], text).into_response())
 }

@@ -1,5 +1,8 @@
 //! The HTTP routes, one module per resource, each next to its handlers' OpenAPI description.
 
+pub mod crashes;
+pub mod budgets;
+pub mod cost;
 pub mod events;
 pub mod health;
 pub mod history;
@@ -14,3 +17,5 @@ pub mod tasks;
 pub const TASKS: &str = "tasks";
 pub const PLAYBOOKS: &str = "playbooks";
 pub const SERVICE: &str = "service";
+pub const COST: &str = "cost";
+pub const CRASHES: &str = "crashes";

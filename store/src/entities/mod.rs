@@ -1,6 +1,11 @@
 //! sea-orm entities, one per table of the `migrations` crate; the store's own types live above.
 
+pub mod budgets;
 pub mod check_result;
+pub mod crash_group;
+pub mod crash_investigation_slot;
+pub mod crash_occurrence;
+pub mod ledger_entries;
 pub mod review_decision;
 pub mod review_request;
 pub mod round;

@@ -5,8 +5,10 @@
 //!
 //! Histories recorded before playbook enforcement replay on the old path: everything the
 //! enforcement adds (diff summary, policy findings, red->green, merge policy) is behind the
-//! patch [`ENFORCEMENT_PATCH`].
+//! patch [`ENFORCEMENT_PATCH`]; worker affinity (workspace activities on the provisioning
+//! worker's queue, re-provisioning when it is lost) is behind [`AFFINITY_PATCH`].
 
+mod affinity;
 mod options;
 mod prompt;
 mod verify;
@@ -24,12 +26,14 @@ use temporalio_sdk::{
 
 use crate::contracts::{
     AgentExit, AgentRunRequest, BAD_INPUT, FinishRequest, MERGE_CONFLICT, MergeRequest,
-    ProvisionRequest, PushRequest, Pushed, ReviewRecord, ReviewRequest, StatusChange,
-    TaskActivities, Workspace,
+    PushRequest, Pushed, ReviewRecord, ReviewRequest, StatusChange, TaskActivities, Workspace,
 };
+use crate::budget::Spent;
+use crate::cost::BudgetRefusal;
 use crate::policy::merge::{self, MergeDecision, MergeFacts};
 use crate::report::{Report, RoundSummary};
 use crate::task::{ReviewDecision, ReviewVerdict, TaskSpec, TaskStatus};
+pub use affinity::AFFINITY_PATCH;
 use options::{long_running, long_running_with, options, short};
 use prompt::{prompt, round_feedback};
 
@@ -97,10 +101,13 @@ impl AgentTaskWorkflow {
         let spec = ctx.state(|s| s.spec.clone());
         // Asked first, before any command, so that every history answers it the same way.
         let enforced = ctx.patched(ENFORCEMENT_PATCH);
+        let affine = ctx.patched(AFFINITY_PATCH);
         let mut run = Run {
             ctx,
             spec,
             enforced,
+            affine,
+            relocations: 0,
             rounds: Vec::new(),
             workspace: None,
             pushed: None,
@@ -213,6 +220,10 @@ struct Run<'a> {
     spec: TaskSpec,
     /// Whether this history has the enforcement patch.
     enforced: bool,
+    /// Whether this history has the worker-affinity patch.
+    affine: bool,
+    /// How often the task moved to another worker after losing one.
+    relocations: u32,
     rounds: Vec<RoundSummary>,
     workspace: Option<Workspace>,
     pushed: Option<Pushed>,
@@ -223,19 +234,7 @@ impl Run<'_> {
         let spec = self.spec.clone();
         self.act_short(TaskActivities::admit, spec.clone()).await?;
         self.set_status(TaskStatus::Provisioning, None).await?;
-        let workspace = self
-            .ctx
-            .execute_activity(
-                TaskActivities::provision,
-                ProvisionRequest {
-                    task_id: spec.id.clone(),
-                    repo: spec.repo.clone(),
-                    base: spec.base.clone(),
-                },
-                options(Duration::from_secs(600), None, 5, &[BAD_INPUT]),
-            )
-            .await?;
-        self.workspace = Some(workspace.clone());
+        self.provision().await?;
 
         let mut feedback: Option<String> = None;
         loop {
@@ -245,17 +244,22 @@ impl Run<'_> {
             });
 
             self.set_status(TaskStatus::RunningAgent, None).await?;
+            let this_feedback = feedback.take();
+            let task_prompt = prompt(&spec, self.enforced, round, self.spent());
+            // Checkpoints are authored as the requester, like every other commit of the task.
+            let checkpoint_author = self.affine.then(|| spec.requester.clone());
             let agent = self
-                .ctx
-                .execute_activity(
-                    TaskActivities::run_agent,
-                    AgentRunRequest {
+                .on_host(
+                    || TaskActivities::run_agent,
+                    |workspace| AgentRunRequest {
                         workspace: workspace.clone(),
                         round,
-                        prompt: prompt(&spec, self.enforced),
-                        feedback: feedback.take(),
+                        prompt: task_prompt.clone(),
+                        feedback: this_feedback.clone(),
                         agent: spec.agent.clone(),
                         time_budget_secs: spec.time_budget_secs,
+                        network: spec.policy.boundary.network.clone(),
+                        checkpoint_author: checkpoint_author.clone(),
                     },
                     if self.enforced {
                         long_running_with(spec.time_budget_secs, &spec.policy.retry)
@@ -265,6 +269,7 @@ impl Run<'_> {
                 )
                 .await?;
             let timed_out = agent.exit == AgentExit::TimedOut;
+            let refusal = agent.budget_refusal.clone();
             self.rounds.push(RoundSummary {
                 round,
                 agent,
@@ -273,6 +278,15 @@ impl Run<'_> {
                 diff: None,
                 red_green: None,
             });
+            // A refused model call stops the round: the task ends with its work preserved.
+            // No patch: histories from before the field never carry a refusal, so they take
+            // the commands they always took; new ones end through the same `finish` path.
+            if let Some(refusal) = refusal {
+                return Ok(Ending::new(
+                    TaskStatus::Incomplete,
+                    refusal_reason(round, &refusal),
+                ));
+            }
             if timed_out {
                 return Ok(Ending::new(
                     TaskStatus::Incomplete,
@@ -285,7 +299,7 @@ impl Run<'_> {
 
             // The checks are the judge, whatever the agent's exit code said.
             self.set_status(TaskStatus::Verifying, None).await?;
-            let verdict = self.verify_round(&workspace, round).await?;
+            let verdict = self.verify_round(round).await?;
             let passed = verdict.passed();
             if let Some(last) = self.rounds.last_mut() {
                 last.checks = verdict.checks.clone();
@@ -322,9 +336,7 @@ impl Run<'_> {
 
             self.set_status(TaskStatus::Pushing, None).await?;
             let pushed = self
-                .push(
-                    &workspace,
-                    format!("errand: round {round} of task {}", spec.id),
+                .push(format!("errand: round {round} of task {}", spec.id),
                 )
                 .await?;
             self.act_short(
@@ -341,7 +353,7 @@ impl Run<'_> {
             self.set_status(TaskStatus::AwaitingReview, None).await?;
 
             if let Some(MergeDecision::Auto { rule }) = &merge_decision {
-                self.merge(&workspace, &pushed, AUTO_MERGER).await?;
+                self.merge(&pushed, AUTO_MERGER).await?;
                 return Ok(Ending::new(
                     TaskStatus::Merged,
                     format!("merged into {} without a reviewer: {rule}", spec.base),
@@ -379,7 +391,7 @@ impl Run<'_> {
                             ),
                         ));
                     }
-                    self.merge(&workspace, &pushed, &decision.reviewer).await?;
+                    self.merge(&pushed, &decision.reviewer).await?;
                     return Ok(Ending::new(
                         TaskStatus::Merged,
                         format!(
@@ -437,36 +449,31 @@ impl Run<'_> {
         })
     }
 
-    async fn merge(
-        &mut self,
-        workspace: &Workspace,
-        pushed: &Pushed,
-        merged_by: &str,
-    ) -> Result<(), Stop> {
-        self.ctx
-            .execute_activity(
-                TaskActivities::merge,
-                MergeRequest {
-                    workspace: workspace.clone(),
-                    base: self.spec.base.clone(),
-                    commit: pushed.commit.clone(),
-                    merged_by: merged_by.to_string(),
-                },
-                options(Duration::from_secs(300), None, 10, &[MERGE_CONFLICT]),
-            )
-            .await?;
+    async fn merge(&mut self, pushed: &Pushed, merged_by: &str) -> Result<(), Stop> {
+        let base = self.spec.base.clone();
+        self.on_host(
+            || TaskActivities::merge,
+            |workspace| MergeRequest {
+                workspace: workspace.clone(),
+                base: base.clone(),
+                commit: pushed.commit.clone(),
+                merged_by: merged_by.to_string(),
+            },
+            options(Duration::from_secs(300), None, 10, &[MERGE_CONFLICT]),
+        )
+        .await?;
         Ok(())
     }
 
-    async fn push(&mut self, workspace: &Workspace, message: String) -> Result<Pushed, Stop> {
+    async fn push(&mut self, message: String) -> Result<Pushed, Stop> {
+        let author = self.spec.requester.clone();
         let pushed = self
-            .ctx
-            .execute_activity(
-                TaskActivities::push,
-                PushRequest {
+            .on_host(
+                || TaskActivities::push,
+                |workspace| PushRequest {
                     workspace: workspace.clone(),
-                    message,
-                    author: self.spec.requester.clone(),
+                    message: message.clone(),
+                    author: author.clone(),
                 },
                 options(Duration::from_secs(300), None, 10, &[BAD_INPUT]),
             )
@@ -490,6 +497,9 @@ impl Run<'_> {
             );
             let mut opts = options(Duration::from_secs(300), None, 10, &[BAD_INPUT]);
             opts.cancellation_token = detached.clone();
+            // Not moved when its worker is lost: what that host had is gone, and the last
+            // checkpoint on the branch is what is left.
+            let opts = self.route(&workspace, opts);
             let push = PushRequest {
                 workspace,
                 message,
@@ -509,7 +519,7 @@ impl Run<'_> {
         }
         self.ctx.state_mut(|s| s.status = ending.status);
         let report = self.report(ending.status, reason.as_deref());
-        let finish = FinishRequest {
+        let mut finish = FinishRequest {
             task_id: self.spec.id.clone(),
             status: ending.status,
             round,
@@ -519,9 +529,31 @@ impl Run<'_> {
         };
         let mut opts = short();
         opts.cancellation_token = detached;
-        self.ctx
-            .execute_activity(TaskActivities::finish, finish, opts)
-            .await?;
+        match self.workspace.clone() {
+            // The workspace's own worker records the ending and removes the workspace; if it
+            // is gone, any worker records the ending (there is nothing left to remove).
+            Some(workspace) if self.affine && workspace.task_queue.is_some() => {
+                let routed = self.route(&workspace, opts.clone());
+                match self
+                    .ctx
+                    .execute_activity(TaskActivities::finish, finish.clone(), routed)
+                    .await
+                {
+                    Err(err) if affinity::worker_lost(&err) => {
+                        finish.workspace = None;
+                        self.ctx
+                            .execute_activity(TaskActivities::finish, finish, opts)
+                            .await?;
+                    }
+                    result => result?,
+                }
+            }
+            _ => {
+                self.ctx
+                    .execute_activity(TaskActivities::finish, finish, opts)
+                    .await?;
+            }
+        }
 
         match ending.status {
             TaskStatus::Cancelled => Err(WorkflowTermination::cancelled()),
@@ -563,6 +595,19 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// What the task had spent by the end of its last agent run (the ledger's figure).
+    fn spent(&self) -> Spent {
+        self.rounds
+            .iter()
+            .rev()
+            .find_map(|r| r.agent.cost)
+            .map(|c| Spent {
+                micro_dollars: c.task_micro_dollars,
+                tokens: c.task_tokens,
+            })
+            .unwrap_or_default()
+    }
+
     fn report(&self, status: TaskStatus, reason: Option<&str>) -> String {
         let merge = self.ctx.state(|s| s.merge.clone());
         Report {
@@ -576,6 +621,20 @@ impl Run<'_> {
         }
         .render()
     }
+}
+
+/// Why a refused model call ended the task: `cost_budget: ...` for a spent budget, else the
+/// refusal's own name (`loop_guard: ...`).
+fn refusal_reason(round: u32, refusal: &BudgetRefusal) -> String {
+    let kind = if refusal.is_cost_budget() {
+        "cost_budget"
+    } else {
+        refusal.budget.as_str()
+    };
+    format!(
+        "{kind}: a model call was refused in round {round} ({}): {}",
+        refusal.budget, refusal.message
+    )
 }
 
 /// Why the last round did not pass, for an incomplete ending (`round_limit: ...`).

@@ -3,15 +3,18 @@
 
 use std::fmt::Write;
 
+use crate::budget::{Budget, Spent};
 use crate::contracts::CheckResult;
+use crate::cost::MicroDollars;
 use crate::playbook::boundary::CI_CONFIG_PATHS;
 use crate::playbook::{ForbiddenAction, Permission, Postcondition};
 use crate::policy::Finding;
 use crate::task::TaskSpec;
 
 /// The prompt the agent reads from `ERRAND_PROMPT_FILE`; `enforced`: the harness checks the
-/// policy, so the prompt states it.
-pub(super) fn prompt(spec: &TaskSpec, enforced: bool) -> String {
+/// policy, so the prompt states it. `round` is the round it is for, and `spent` what the task
+/// had spent by the end of the previous agent run (the ledger's figure it reported).
+pub(super) fn prompt(spec: &TaskSpec, enforced: bool, round: u32, spent: Spent) -> String {
     let mut text = format!(
         "# Task\n\n{}\n\n## Done means\n\nThese checks pass in the repository root:\n\n",
         spec.instructions.trim()
@@ -27,6 +30,44 @@ pub(super) fn prompt(spec: &TaskSpec, enforced: bool) -> String {
          directory only; the harness commits, pushes and verifies.\n",
         spec.time_budget_secs, spec.max_rounds
     ));
+    text.push_str(&remaining(spec, round, spent));
+    text
+}
+
+/// What is left of the task's time and money when the round starts: the agent should plan to
+/// finish within it, since a call over budget is refused and ends the task.
+fn remaining(spec: &TaskSpec, round: u32, spent: Spent) -> String {
+    let rounds_left = spec.max_rounds.saturating_sub(round);
+    let mut text = format!(
+        "
+This is round {round}: {} second(s) for this run, and {rounds_left} more round(s) after it at most.
+",
+        spec.time_budget_secs
+    );
+    let budget = Budget {
+        dollars: spec
+            .policy
+            .max_dollars
+            .map(|d| MicroDollars::from_dollars(d.0)),
+        tokens: spec.policy.max_tokens.map(|t| t.get()),
+    };
+    if budget.is_unlimited() {
+        return text;
+    }
+    let left = budget.remaining(spent);
+    let mut parts = Vec::new();
+    if let (Some(limit), Some(left)) = (budget.dollars, left.dollars) {
+        parts.push(format!("{left} of {limit}"));
+    }
+    if let (Some(limit), Some(left)) = (budget.tokens, left.tokens) {
+        parts.push(format!("{left} of {limit} model tokens"));
+    }
+    let _ = writeln!(
+        text,
+        "Cost budget left for this task: {}. A model call once it is spent is refused (HTTP 402) \
+         and ends the task with your work kept, so use it sparingly.",
+        parts.join(", ")
+    );
     text
 }
 
@@ -243,7 +284,7 @@ mod tests {
             commands: vec!["sh test.sh".into()],
             changed_tests: None,
         });
-        let text = prompt(&spec, true);
+        let text = prompt(&spec, true, 1, Spent::default());
         assert!(text.contains("## Rules the harness enforces"), "{text}");
         assert!(
             text.contains("- Do not change CI configuration (.github/workflows/**"),
@@ -255,6 +296,48 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("- Prove the fix: `sh test.sh` must fail on the base commit and pass with your change."), "{text}");
-        assert!(!prompt(&spec, false).contains("Rules"));
+        assert!(!prompt(&spec, false, 1, Spent::default()).contains("Rules"));
+        assert!(
+            text.contains("This is round 1: 60 second(s) for this run, and 1 more round(s)"),
+            "{text}"
+        );
+        assert!(!text.contains("Cost budget"), "no budget, no budget line: {text}");
+    }
+
+    #[test]
+    fn the_prompt_states_the_budget_left() {
+        let mut spec = TaskSpec {
+            id: "t".into(),
+            repo: "/r".into(),
+            base: "main".into(),
+            instructions: "Fix it.".into(),
+            checks: vec!["sh test.sh".into()],
+            agent: AgentSpec::Command {
+                command: vec!["a".into()],
+            },
+            max_rounds: 3,
+            time_budget_secs: 120,
+            requester: "alice".into(),
+            playbook: None,
+            review_timeout_secs: 60,
+            policy: Default::default(),
+        };
+        spec.policy.max_dollars = Some(crate::playbook::Dollars(2.5));
+        spec.policy.max_tokens = Some(Positive(10_000));
+        let spent = Spent {
+            micro_dollars: MicroDollars(1_250_001),
+            tokens: 12_000,
+        };
+        let text = prompt(&spec, false, 2, spent);
+        assert!(
+            text.contains("This is round 2: 120 second(s) for this run, and 1 more round(s)"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "Cost budget left for this task: $1.249999 of $2.500000, 0 of 10000 model tokens."
+            ),
+            "{text}"
+        );
     }
 }

@@ -7,7 +7,7 @@ use super::options::{long_running, long_running_with, options, short};
 use super::{Run, Stop};
 use crate::contracts::{
     BAD_INPUT, CheckResult, ChecksRequest, DiffRequest, DiffSummary, RedGreenProof,
-    RedGreenRequest, TaskActivities, VerificationRecord, Workspace,
+    RedGreenRequest, TaskActivities, VerificationRecord,
 };
 use crate::policy::paths::PathSet;
 use crate::policy::{self, Finding, red_green};
@@ -34,17 +34,13 @@ impl Verdict {
 }
 
 impl Run<'_> {
-    pub(super) async fn verify_round(
-        &mut self,
-        workspace: &Workspace,
-        round: u32,
-    ) -> Result<Verdict, Stop> {
+    /// Runs on the workspace's worker (see `affinity`): the checks see the round's work.
+    pub(super) async fn verify_round(&mut self, round: u32) -> Result<Verdict, Stop> {
         let spec = self.spec.clone();
         let checks = self
-            .ctx
-            .execute_activity(
-                TaskActivities::verify,
-                ChecksRequest {
+            .on_host(
+                || TaskActivities::verify,
+                |workspace| ChecksRequest {
                     workspace: workspace.clone(),
                     round,
                     checks: spec.checks.clone(),
@@ -73,10 +69,9 @@ impl Run<'_> {
 
         let policy = &spec.policy;
         let diff = self
-            .ctx
-            .execute_activity(
-                TaskActivities::summarize_diff,
-                DiffRequest {
+            .on_host(
+                || TaskActivities::summarize_diff,
+                |workspace| DiffRequest {
                     workspace: workspace.clone(),
                     round,
                     test_paths: policy.test_paths.iter().map(|g| g.to_string()).collect(),
@@ -98,14 +93,13 @@ impl Run<'_> {
             } else {
                 let runs = 2 * plan.tests.len() as u64;
                 let proven = self
-                    .ctx
-                    .execute_activity(
-                        TaskActivities::prove_red_green,
-                        RedGreenRequest {
+                    .on_host(
+                        || TaskActivities::prove_red_green,
+                        |workspace| RedGreenRequest {
                             workspace: workspace.clone(),
                             round,
-                            tests: plan.tests,
-                            test_files: plan.test_files,
+                            tests: plan.tests.clone(),
+                            test_files: plan.test_files.clone(),
                             time_budget_secs: spec.time_budget_secs,
                         },
                         long_running_with(

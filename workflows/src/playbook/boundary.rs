@@ -96,7 +96,8 @@ pub struct Boundary {
     /// At most this many lines added plus removed against the base.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_changed_lines: Option<Positive<u32>>,
-    /// Hosts the sandbox may reach (parsed and carried; the sandbox has no network yet).
+    /// Hosts the agent may reach through the egress proxy: exact names, `host` or
+    /// `host:port` (443 when left out); no wildcards, no IP addresses. Empty: no network.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub network: Vec<String>,
 }
@@ -129,11 +130,11 @@ impl Boundary {
             let valid = !host.is_empty()
                 && host
                     .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '*' | ':'));
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
             if !valid {
                 problems.push((
                     format!("network[{i}]"),
-                    format!("expected a host name (optionally with :port), got {host:?}"),
+                    format!("expected an exact host name, optionally with :port, got {host:?}"),
                 ));
             }
         }

@@ -200,16 +200,8 @@ impl Playbook {
             section(&format!("inputs.{name}"), problems);
         }
         section("", self.placeholder_problems());
-        if let Some(AgentSpec::Command { command }) = &self.agent
-            && command.first().is_none_or(|p| p.trim().is_empty())
-        {
-            section(
-                "agent",
-                vec![(
-                    "command".into(),
-                    "expected the program to run and its arguments".into(),
-                )],
-            );
+        if let Some(agent) = &self.agent {
+            section("agent", agent.problems());
         }
         section("boundary", self.boundary.problems());
         section("verification", self.verification.problems());

@@ -251,6 +251,18 @@ fn errors_name_file_line_column_field_and_expectation() {
             r#"fix.yaml:17:5: triggers.crash.input: expected a declared input, got "crash""#,
         ),
         (
+            format!("{FIX}agent:\n  kind: builtin\n  model: m\n  max_turns: 0\n"),
+            "fix.yaml:18:3: agent.max_turns: expected 1 to 1000, got 0",
+        ),
+        (
+            format!("{FIX}agent:\n  kind: claude_code\n  program: /opt/claude\n"),
+            r#"fix.yaml:17:3: agent.program: expected a name on the sandbox's PATH or an absolute path under /usr, got "/opt/claude""#,
+        ),
+        (
+            format!("{FIX}agent:\n  kind: cursor\n"),
+            "fix.yaml:16:9: agent.kind: unknown variant `cursor`",
+        ),
+        (
             format!("{FIX}verification2: {{}}\n"),
             "fix.yaml:15:1: unknown field `verification2`",
         ),
@@ -272,5 +284,40 @@ fn errors_name_file_line_column_field_and_expectation() {
             err.starts_with(want),
             "want {want}\n got {err}\nin\n{content}"
         );
+    }
+}
+
+#[test]
+fn a_playbook_chooses_its_agent_adapter() {
+    let with_agent = |agent: &str| format!("{FIX}agent:\n{agent}");
+    let cases = [
+        (
+            "  kind: claude_code\n  model: sonnet\n  max_turns: 30\n",
+            AgentSpec::ClaudeCode {
+                model: Some("sonnet".into()),
+                max_turns: Some(30),
+                program: None,
+            },
+        ),
+        (
+            "  kind: codex\n",
+            AgentSpec::Codex {
+                model: None,
+                program: None,
+            },
+        ),
+        (
+            "  kind: builtin\n  model: gpt-4.1\n",
+            AgentSpec::Builtin {
+                model: "gpt-4.1".into(),
+                max_turns: crate::task::DEFAULT_MAX_TURNS,
+            },
+        ),
+    ];
+    for (agent, want) in cases {
+        let content = with_agent(agent);
+        let pb = Playbook::parse("fix.yaml", &content).unwrap_or_else(|e| panic!("{e}"));
+        let r = pb.resolve(&content, &inputs(&[("test", "t")])).unwrap();
+        assert_eq!(r.agent, Some(want));
     }
 }

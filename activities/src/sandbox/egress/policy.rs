@@ -70,7 +70,51 @@ pub enum Verdict {
     ConnectFailed,
 }
 
+impl Verdict {
+    /// The verdict's name, as logged (`allowed`, `not_allowlisted`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allowed => "allowed",
+            Verdict::Malformed => "malformed",
+            Verdict::IpLiteral => "ip_literal",
+            Verdict::NotAllowlisted => "not_allowlisted",
+            Verdict::ForbiddenAddress => "forbidden_address",
+            Verdict::ResolutionFailed => "resolution_failed",
+            Verdict::ConnectFailed => "connect_failed",
+        }
+    }
+}
+
 impl EgressPolicy {
+    /// The policy of a playbook's `boundary.network` (`host` or `host:port`, 443 when the
+    /// port is left out); None for an empty list, which means no network at all.
+    pub fn from_allowlist(entries: &[String]) -> Result<Option<EgressPolicy>, String> {
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        let mut allow = Vec::with_capacity(entries.len());
+        for (i, entry) in entries.iter().enumerate() {
+            let with_port = if entry.contains(':') {
+                entry.clone()
+            } else {
+                format!("{entry}:443")
+            };
+            let host_port: HostPort = with_port
+                .parse()
+                .map_err(|reason| format!("boundary.network[{i}]: {reason}"))?;
+            if host_port.host.parse::<IpAddr>().is_ok() || looks_numeric(&host_port.host) {
+                return Err(format!(
+                    "boundary.network[{i}]: {entry:?} is an IP address; name a host"
+                ));
+            }
+            allow.push(host_port);
+        }
+        Ok(Some(EgressPolicy {
+            allow,
+            pinned: BTreeMap::new(),
+        }))
+    }
+
     /// The name check, made before any resolution. `host` is as the client sent it.
     pub fn check_name(&self, host: &str, port: u16) -> Result<String, Verdict> {
         let trimmed = host.trim_start_matches('[').trim_end_matches(']');
@@ -186,6 +230,29 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_playbook_allowlist_becomes_a_policy_with_port_443_by_default() {
+        assert_eq!(EgressPolicy::from_allowlist(&[]), Ok(None));
+        let policy = EgressPolicy::from_allowlist(&[
+            "Index.Crates.io".to_string(),
+            "proxy.golang.org:8443".to_string(),
+        ])
+        .unwrap()
+        .unwrap();
+        let allow: Vec<String> = policy.allow.iter().map(ToString::to_string).collect();
+        assert_eq!(allow, ["index.crates.io:443", "proxy.golang.org:8443"]);
+        for (bad, why) in [
+            ("10.0.0.1", "IP address"),
+            ("pypi.org:0", "no valid port"),
+            ("a b", "no valid host"),
+            ("*.github.com", "no valid host"),
+        ] {
+            let err = EgressPolicy::from_allowlist(&["ok.example".into(), bad.into()]).unwrap_err();
+            assert!(err.starts_with("boundary.network[1]: "), "{err}");
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
 
     fn policy() -> EgressPolicy {
         EgressPolicy {
