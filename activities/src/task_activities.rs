@@ -138,7 +138,7 @@ impl TaskActivitiesImpl {
         // The adapter of the spec says how its agent starts (argv, never a shell string).
         let invocation = crate::agents::invocation(&request.agent).map_err(bad_input)?;
         env.extend(invocation.env);
-        let gateway = self.open_gateway(&request)?;
+        let gateway = self.open_gateway(&request).await?;
         if let Some(gateway) = &gateway {
             env.extend(gateway.env());
         }
@@ -423,15 +423,25 @@ impl TaskActivitiesImpl {
 
 impl TaskActivitiesImpl {
     /// A gateway token for this agent run, if the worker runs a gateway.
-    fn open_gateway(&self, request: &AgentRunRequest) -> Result<Option<RunAccess>, ActivityError> {
+    async fn open_gateway(
+        &self,
+        request: &AgentRunRequest,
+    ) -> Result<Option<RunAccess>, ActivityError> {
         let Some(gateway) = &self.gateway else {
             return Ok(None);
         };
+        // Read once per run, so that every model call's ledger entry names its playbook (the
+        // per-playbook period budgets and the cost by playbook count them).
+        let playbook = self
+            .store
+            .task_spec(&request.workspace.task_id)
+            .await?
+            .and_then(|spec| spec.playbook)
+            .map(|p| p.name);
         let call = CallContext {
             task_id: request.workspace.task_id.clone(),
             round: request.round,
-            // The request does not name the playbook; the ledger knows it by the task.
-            playbook: None,
+            playbook,
         };
         Ok(Some(gateway.open_run(call)?))
     }

@@ -13,6 +13,7 @@ pub mod playbook_files;
 mod policy_decisions;
 pub mod repo_check;
 mod routes;
+pub mod schedules;
 pub mod task_id;
 mod task_metrics;
 mod task_stats;

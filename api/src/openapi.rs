@@ -10,6 +10,7 @@ use crate::routes::{PLAYBOOKS, SERVICE, TASKS, health, playbooks, reviews, tasks
 use crate::routes::{events, history, metrics, report, stats};
 use crate::routes::{COST, budgets, cost};
 use crate::routes::{CRASHES, crashes};
+use crate::routes::{SCHEDULES, schedules};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,6 +26,7 @@ use crate::routes::{CRASHES, crashes};
         (name = SERVICE, description = "The service itself"),
         (name = COST, description = "Cost: the ledger of each task, costs over time, period budgets"),
         (name = CRASHES, description = "Crash reports: ingest, de-duplicate into groups, investigate"),
+        (name = SCHEDULES, description = "Cron schedules: playbooks run on a timetable, paused after repeated failures"),
     ),
 )]
 struct ApiDoc;
@@ -50,6 +52,12 @@ pub fn routes() -> OpenApiRouter<SharedState> {
         .routes(routes!(metrics::metrics))
         .routes(routes!(crashes::ingest_crash, crashes::list_crashes))
         .routes(routes!(crashes::get_crash))
+        .routes(routes!(schedules::list_schedules, schedules::create_schedule))
+        .routes(routes!(schedules::get_schedule, schedules::delete_schedule))
+        .routes(routes!(schedules::pause_schedule))
+        .routes(routes!(schedules::resume_schedule))
+        .routes(routes!(schedules::trigger_schedule))
+        .routes(routes!(schedules::check_cron))
         .routes(routes!(health::healthz))
         .routes(routes!(health::openapi_json))
 }

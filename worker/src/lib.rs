@@ -62,6 +62,7 @@ pub async fn build(
     let options = WorkerOptions::new(TASK_QUEUE)
         .register_workflow::<AgentTaskWorkflow>()?
         .register_workflow::<CrashInvestigationWorkflow>()?
+        .register_workflow::<workflows::ScheduledTaskWorkflow>()?
         .register_activities(CrashActivitiesImpl::new(store.clone()))
         .register_activities(task_activities)
         .graceful_shutdown_period(settings.graceful_shutdown)

@@ -14,10 +14,12 @@ pub mod crash_investigation;
 pub mod playbook;
 pub mod policy;
 pub mod report;
+pub mod scheduled_task;
 pub mod task;
 
 pub use agent_task::{AGENT_TASK_WORKFLOW, AgentTaskWorkflow};
 pub use crash_investigation::{CRASH_INVESTIGATION_WORKFLOW, CrashInvestigationWorkflow};
+pub use scheduled_task::{SCHEDULED_TASK_WORKFLOW, ScheduledTaskWorkflow};
 pub use task::{AgentSpec, ReviewDecision, ReviewVerdict, TaskSpec, TaskStatus};
 
 /// The task queue every worker polls for `AgentTask` workflows and their activities.

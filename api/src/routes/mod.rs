@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod playbooks;
 pub mod report;
 pub mod reviews;
+pub mod schedules;
 pub mod stats;
 pub mod tasks;
 
@@ -19,3 +20,4 @@ pub const PLAYBOOKS: &str = "playbooks";
 pub const SERVICE: &str = "service";
 pub const COST: &str = "cost";
 pub const CRASHES: &str = "crashes";
+pub const SCHEDULES: &str = "schedules";
