@@ -7,6 +7,7 @@
 pub mod admission;
 pub mod dto;
 pub mod error;
+pub mod github;
 mod extract;
 mod openapi;
 pub mod playbook_files;
@@ -65,6 +66,21 @@ pub fn router(state: ApiState) -> axum::Router {
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
         .with_state(Arc::new(state))
+}
+
+/// The API as a server runs it: [`router`], with the schedule watcher started (it syncs the
+/// playbooks' schedules first) and GitHub webhooks answered when `[github]` is configured.
+pub fn router_with_triggers(state: ApiState, github: Option<github::GithubSettings>) -> axum::Router {
+    schedules::watcher::spawn(
+        state.client.clone(),
+        state.store.clone(),
+        state.playbooks_dir.clone(),
+    );
+    let router = router(state);
+    match github {
+        Some(settings) => router.layer(Extension(Arc::new(settings))),
+        None => router,
+    }
 }
 
 fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {

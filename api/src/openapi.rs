@@ -11,6 +11,7 @@ use crate::routes::{events, history, metrics, report, stats};
 use crate::routes::{COST, budgets, cost};
 use crate::routes::{CRASHES, crashes};
 use crate::routes::{SCHEDULES, schedules};
+use crate::routes::{TRIGGERS, github};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,6 +27,7 @@ use crate::routes::{SCHEDULES, schedules};
         (name = SERVICE, description = "The service itself"),
         (name = COST, description = "Cost: the ledger of each task, costs over time, period budgets"),
         (name = CRASHES, description = "Crash reports: ingest, de-duplicate into groups, investigate"),
+        (name = TRIGGERS, description = "Triggers from other systems: GitHub webhooks"),
         (name = SCHEDULES, description = "Cron schedules: playbooks run on a timetable, paused after repeated failures"),
     ),
 )]
@@ -58,6 +60,7 @@ pub fn routes() -> OpenApiRouter<SharedState> {
         .routes(routes!(schedules::resume_schedule))
         .routes(routes!(schedules::trigger_schedule))
         .routes(routes!(schedules::check_cron))
+        .routes(routes!(github::github_webhook))
         .routes(routes!(health::healthz))
         .routes(routes!(health::openapi_json))
 }

@@ -11,6 +11,7 @@ mod follow;
 mod history;
 mod logging;
 mod playbook;
+mod schedules;
 mod serve;
 mod settings;
 mod sse;
@@ -110,6 +111,9 @@ enum Commands {
     /// Playbooks: list and show the API's, validate files
     #[command(subcommand)]
     Playbook(playbook::PlaybookCommand),
+    /// Cron schedules: list, show, pause, resume, trigger now, delete
+    #[command(subcommand)]
+    Schedules(schedules::SchedulesCommand),
     /// Write a task's Temporal history (SDK JSON) to a file, for replay tests
     ExportHistory {
         id: String,
@@ -171,6 +175,7 @@ async fn main() -> anyhow::Result<()> {
             let dir = Settings::load(&cli.overrides, None)?.playbooks_dir;
             playbook::run(&api, &dir, command).await
         }
+        Commands::Schedules(command) => schedules::run(&api, &cli.api, command).await,
         Commands::ExportHistory { id, out } => {
             history::export(&Settings::load(&cli.overrides, None)?, &id, &out).await
         }

@@ -103,7 +103,7 @@ pub async fn spawn_api(
         temporal_ui_url: temporal.ui_url.clone(),
         namespace: settings.temporal.namespace.clone(),
     };
-    let app = api::router(state);
+    let app = api::router_with_triggers(state, settings.github.clone());
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)

@@ -28,6 +28,10 @@ pub struct Settings {
     /// `[gateway.prices.models."NAME"]`); unset: the worker runs no gateway.
     #[serde(default)]
     pub gateway: Option<worker::GatewaySettings>,
+    /// GitHub webhooks (`[github]`: `webhook_secret_env`, `routes`, `repos`, `api_url`, ...);
+    /// unset: `POST /v1/webhooks/github` answers 404.
+    #[serde(default)]
+    pub github: Option<api::github::GithubSettings>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -11,6 +11,7 @@ mod m20261121_000001_create_tables;
 mod m20261121_000002_task_events;
 mod m20261121_000003_cost_ledger;
 mod m20261121_000004_crash_groups;
+mod m20261121_000005_github_deliveries;
 
 /// All migrations of the app database, oldest first.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000002_task_events::Migration),
             Box::new(m20261121_000003_cost_ledger::Migration),
             Box::new(m20261121_000004_crash_groups::Migration),
+            Box::new(m20261121_000005_github_deliveries::Migration),
         ]
     }
 }

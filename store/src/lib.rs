@@ -13,6 +13,7 @@ mod error;
 mod event_log;
 mod events;
 mod facts;
+mod github;
 mod ledger;
 mod reads;
 mod reviews;
@@ -26,6 +27,7 @@ pub use crashes::{CrashGroupFilter, CrashGroupRecord};
 pub use error::StoreError;
 pub use events::{CheckOutcome, EventKind, TaskEvent, TaskEventData};
 pub use facts::{SandboxKills, TaskFacts};
+pub use github::Followup;
 pub use ledger::{
     AD_HOC, CostGroup, CostTotals, EntryKind, LedgerEntry, LedgerRow, LedgerSum, SandboxTime,
     SpendScope,

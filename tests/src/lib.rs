@@ -11,7 +11,17 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use temporalio_client::WorkflowHistory;
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
-use workflows::AgentTaskWorkflow;
+use workflows::{AgentTaskWorkflow, CrashInvestigationWorkflow, ScheduledTaskWorkflow};
+
+/// A replayer that knows every workflow Errand runs.
+pub fn replayer() -> anyhow::Result<WorkflowReplayer> {
+    let options = WorkflowReplayerOptions::new()
+        .register_workflow::<AgentTaskWorkflow>()?
+        .register_workflow::<CrashInvestigationWorkflow>()?
+        .register_workflow::<ScheduledTaskWorkflow>()?
+        .build();
+    Ok(WorkflowReplayer::new(options)?)
+}
 
 /// The `errand` binary built by `cargo build --bin errand` (see scripts/test).
 pub fn errand_bin() -> PathBuf {
@@ -335,8 +345,9 @@ impl Errand {
             .await
     }
 
-    /// Replays the task's fresh history against the current workflow code; with
-    /// `ERRAND_RECORD_HISTORIES=1` also keeps it for the replay test of the `workflows` crate.
+    /// Replays the fresh history of workflow `id` (a task, a crash group, a schedule's fire)
+    /// against the current workflow code; with `ERRAND_RECORD_HISTORIES=1` also keeps it for
+    /// the replay test of the `workflows` crate.
     pub async fn check_replay(&self, id: &str, scenario: &str) -> anyhow::Result<()> {
         let file = self
             .data_dir
@@ -354,10 +365,7 @@ impl Errand {
             .status()?;
         ensure!(status.success(), "export-history {id} failed: {status}");
         let json = std::fs::read(&file)?;
-        let options = WorkflowReplayerOptions::new()
-            .register_workflow::<AgentTaskWorkflow>()?
-            .build();
-        WorkflowReplayer::new(options)?
+        replayer()?
             .replay_workflow(WorkflowHistory::from_json(&json)?)
             .await
             .with_context(|| format!("the history of {scenario} does not replay"))?;

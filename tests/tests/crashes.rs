@@ -7,17 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use temporalio_client::WorkflowHistory;
-use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 use tests::{Errand, Remote, agent, errand_bin, example_agent, repo_root};
 use workflows::crash_investigation::input::DEFAULT_MAX_NEW_PER_WINDOW;
-use workflows::{AgentTaskWorkflow, CrashInvestigationWorkflow};
 
 const RUN: Duration = Duration::from_secs(300);
 
@@ -59,7 +55,9 @@ fn intake(repo: &str, agent: &str) -> String {
 }
 
 async fn group(errand: &Errand, id: &str) -> anyhow::Result<Value> {
-    let (status, group) = errand.call("GET", &format!("/v1/crashes/{id}"), None, None).await?;
+    let (status, group) = errand
+        .call("GET", &format!("/v1/crashes/{id}"), None, None)
+        .await?;
     ensure!(status == 200, "GET crash group {id}: {status} {group}");
     Ok(group)
 }
@@ -73,37 +71,18 @@ async fn wait_group(
 ) -> anyhow::Result<Value> {
     let deadline = Instant::now() + RUN;
     loop {
-        let (status, answer) = errand.call("GET", &format!("/v1/crashes/{id}"), None, None).await?;
+        let (status, answer) = errand
+            .call("GET", &format!("/v1/crashes/{id}"), None, None)
+            .await?;
         if status == 200 && ready(&answer) {
             return Ok(answer);
         }
-        ensure!(Instant::now() < deadline, "crash group {id} never got {what}: {status} {answer}");
+        ensure!(
+            Instant::now() < deadline,
+            "crash group {id} never got {what}: {status} {answer}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// Replays the group's `CrashInvestigation` history; keeps it with `ERRAND_RECORD_HISTORIES=1`.
-async fn check_crash_replay(errand: &Errand, group_id: &str, scenario: &str) -> anyhow::Result<()> {
-    let file = errand.data_dir.path().join(format!("{scenario}.history.json"));
-    let status = Command::new(errand_bin())
-        .args(["export-history", group_id, "--temporal-address", &errand.temporal_address, "--out"])
-        .arg(&file)
-        .status()?;
-    ensure!(status.success(), "export-history {group_id} failed: {status}");
-    let json = std::fs::read(&file)?;
-    let options = WorkflowReplayerOptions::new()
-        .register_workflow::<CrashInvestigationWorkflow>()?
-        .register_workflow::<AgentTaskWorkflow>()?
-        .build();
-    WorkflowReplayer::new(options)?
-        .replay_workflow(WorkflowHistory::from_json(&json)?)
-        .await
-        .with_context(|| format!("the history of {scenario} does not replay"))?;
-    if std::env::var_os("ERRAND_RECORD_HISTORIES").is_some() {
-        let keep = repo_root().join(format!("workflows/tests/histories/{scenario}.json"));
-        std::fs::write(&keep, &json)?;
-    }
-    Ok(())
 }
 
 #[tokio::test]
@@ -137,39 +116,65 @@ awk '/<crash-report>/{{q=1}} /<\/crash-report>/{{q=0}} q && /wb_workfn/{{f=1}} E
         let body = record(file, "kernel", i, &format!("4.20.{i}"))?;
         answers.push(errand.post_ok(&url, body, None).await?);
     }
-    let group_id = answers[0]["group_id"].as_str().unwrap_or_default().to_string();
+    let group_id = answers[0]["group_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     ensure!(answers[0]["new"] == true, "{}", answers[0]);
     for answer in &answers[1..] {
-        ensure!(answer["group_id"] == group_id.as_str(), "{answer} vs {group_id}");
+        ensure!(
+            answer["group_id"] == group_id.as_str(),
+            "{answer} vs {group_id}"
+        );
         ensure!(answer["new"] == false, "{answer}");
     }
     // A different code path of the same service: a second group.
     let other = groups["linux-corrupted-stack-end-sys_socket"][0].clone();
-    let second = errand.post_ok(&url, record(&other, "kernel", 9, "4.20.9")?, None).await?;
-    ensure!(second["group_id"] != group_id.as_str() && second["new"] == true, "{second}");
+    let second = errand
+        .post_ok(&url, record(&other, "kernel", 9, "4.20.9")?, None)
+        .await?;
+    ensure!(
+        second["group_id"] != group_id.as_str() && second["new"] == true,
+        "{second}"
+    );
 
     let first = wait_group(&errand, &group_id, "six occurrences and a task", |g| {
         g["count"] == 6 && g["task_id"].is_string()
     })
     .await?;
-    ensure!(first["releases"].as_array().map(Vec::len) == Some(6), "{first}");
+    ensure!(
+        first["releases"].as_array().map(Vec::len) == Some(6),
+        "{first}"
+    );
     ensure!(first["investigations"] == 1, "{first}");
-    ensure!(first["occurrences"].as_array().map(Vec::len) == Some(6), "{first}");
+    ensure!(
+        first["occurrences"].as_array().map(Vec::len) == Some(6),
+        "{first}"
+    );
     let task_id = first["task_id"].as_str().unwrap_or_default().to_string();
     ensure!(task_id == format!("{group_id}-1"), "{first}");
 
-    let task = errand.wait_for_status(&task_id, "awaiting_review", RUN).await?;
+    let task = errand
+        .wait_for_status(&task_id, "awaiting_review", RUN)
+        .await?;
     ensure!(
-        divider.show(&format!("errand/{task_id}"), "tests/test_div_by_zero.sh").is_ok(),
+        divider
+            .show(&format!("errand/{task_id}"), "tests/test_div_by_zero.sh")
+            .is_ok(),
         "the investigation pushed its reproduction"
     );
 
     // More of the same crash: still one group, one task.
     for i in 6..8 {
-        errand.post_ok(&url, record(&same[0], "kernel", i, "4.21.0")?, None).await?;
+        errand
+            .post_ok(&url, record(&same[0], "kernel", i, "4.21.0")?, None)
+            .await?;
     }
     let first = wait_group(&errand, &group_id, "eight occurrences", |g| g["count"] == 8).await?;
-    ensure!(first["investigations"] == 1 && first["task_id"] == task_id.as_str(), "{first}");
+    ensure!(
+        first["investigations"] == 1 && first["task_id"] == task_id.as_str(),
+        "{first}"
+    );
     // Later occurrences are attached to the investigation.
     ensure!(
         first["occurrences"][0]["task_id"] == task_id.as_str(),
@@ -181,22 +186,32 @@ awk '/<crash-report>/{{q=1}} /<\/crash-report>/{{q=0}} q && /wb_workfn/{{f=1}} E
     let distinct: Vec<&String> = groups.values().map(|files| &files[0]).take(5).collect();
     let mut burst = Vec::new();
     for (i, file) in distinct.iter().enumerate() {
-        let answer = errand.post_ok(&burst_url, record(file, "burst", i, "1.0")?, None).await?;
+        let answer = errand
+            .post_ok(&burst_url, record(file, "burst", i, "1.0")?, None)
+            .await?;
         burst.push(answer["group_id"].as_str().unwrap_or_default().to_string());
     }
     let mut unique = burst.clone();
     unique.sort();
     unique.dedup();
-    ensure!(unique.len() == 5, "five distinct crashes make five groups: {burst:?}");
+    ensure!(
+        unique.len() == 5,
+        "five distinct crashes make five groups: {burst:?}"
+    );
     let deadline = Instant::now() + RUN;
     let listed = loop {
-        let (status, listed) = errand.call("GET", "/v1/crashes?service=burst", None, None).await?;
+        let (status, listed) = errand
+            .call("GET", "/v1/crashes?service=burst", None, None)
+            .await?;
         ensure!(status == 200, "{listed}");
         let statuses: Vec<&str> = listed
             .as_array()
             .map(|a| a.iter().filter_map(|g| g["status"].as_str()).collect())
             .unwrap_or_default();
-        let started = statuses.iter().filter(|s| **s != "rate_limited" && **s != "new").count();
+        let started = statuses
+            .iter()
+            .filter(|s| **s != "rate_limited" && **s != "new")
+            .count();
         let limited = statuses.iter().filter(|s| **s == "rate_limited").count();
         if statuses.len() == 5 && started + limited == 5 {
             ensure!(
@@ -205,7 +220,10 @@ awk '/<crash-report>/{{q=1}} /<\/crash-report>/{{q=0}} q && /wb_workfn/{{f=1}} E
             );
             break listed;
         }
-        ensure!(Instant::now() < deadline, "the burst never settled: {listed}");
+        ensure!(
+            Instant::now() < deadline,
+            "the burst never settled: {listed}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let limited = listed
@@ -213,32 +231,59 @@ awk '/<crash-report>/{{q=1}} /<\/crash-report>/{{q=0}} q && /wb_workfn/{{f=1}} E
         .and_then(|a| a.iter().find(|g| g["status"] == "rate_limited"))
         .cloned()
         .unwrap_or_default();
-    ensure!(limited["task_id"].is_null(), "a rate-limited group has no task: {limited}");
     ensure!(
-        limited["reason"].as_str().unwrap_or_default().contains("retrying in"),
+        limited["task_id"].is_null(),
+        "a rate-limited group has no task: {limited}"
+    );
+    ensure!(
+        limited["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("retrying in"),
         "{limited}"
     );
 
     // The listing shows every group with its task and status; filters and pages work.
     let (_, all) = errand.call("GET", "/v1/crashes", None, None).await?;
     ensure!(all.as_array().map(Vec::len) == Some(7), "{all}");
-    let (_, page) = errand.call("GET", "/v1/crashes?limit=2&offset=6", None, None).await?;
+    let (_, page) = errand
+        .call("GET", "/v1/crashes?limit=2&offset=6", None, None)
+        .await?;
     ensure!(page.as_array().map(Vec::len) == Some(1), "{page}");
     let (_, kernel) = errand
-        .call("GET", "/v1/crashes?service=kernel&status=investigating", None, None)
+        .call(
+            "GET",
+            "/v1/crashes?service=kernel&status=investigating",
+            None,
+            None,
+        )
         .await?;
     ensure!(
-        kernel.as_array().is_some_and(|a| a.iter().any(|g| g["id"] == group_id.as_str()
-            && g["task_status"] == "awaiting_review")),
+        kernel.as_array().is_some_and(|a| a
+            .iter()
+            .any(|g| g["id"] == group_id.as_str() && g["task_status"] == "awaiting_review")),
         "{kernel}"
     );
-    let by_fingerprint = group(&errand, answers[0]["fingerprint"].as_str().unwrap_or_default()).await?;
-    ensure!(by_fingerprint["id"] == group_id.as_str(), "{by_fingerprint}");
-    let (status, _) = errand.call("GET", "/v1/crashes?status=done", None, None).await?;
+    let by_fingerprint = group(
+        &errand,
+        answers[0]["fingerprint"].as_str().unwrap_or_default(),
+    )
+    .await?;
+    ensure!(
+        by_fingerprint["id"] == group_id.as_str(),
+        "{by_fingerprint}"
+    );
+    let (status, _) = errand
+        .call("GET", "/v1/crashes?status=done", None, None)
+        .await?;
     ensure!(status == 400);
 
-    check_crash_replay(&errand, &group_id, "crash_duplicates_one_investigation").await?;
+    errand
+        .check_replay(&group_id, "crash_duplicates_one_investigation")
+        .await?;
     let limited_id = limited["id"].as_str().unwrap_or_default();
-    check_crash_replay(&errand, limited_id, "crash_rate_limited").await?;
+    errand
+        .check_replay(limited_id, "crash_rate_limited")
+        .await?;
     Ok(())
 }

@@ -44,20 +44,24 @@ pub fn fire_workflow_prefix(schedule_id: &str) -> String {
     format!("sched-{schedule_id}")
 }
 
-/// The task id of the fire whose workflow id is `workflow_id`: `s-<schedule>-<time digits>`,
-/// lowercase ASCII letters, digits and `-` only, so it is a valid branch name and path.
-pub fn fire_task_id(schedule_id: &str, workflow_id: &str) -> String {
+/// The task id of the fire whose workflow run is `workflow_id`/`run_id`:
+/// `s-<schedule>-<time digits>-<start of the run id>`, lowercase ASCII letters, digits and `-`
+/// only, so it is a valid branch name and path. The run id tells apart two fires in the same
+/// second (Temporal's workflow ids of a schedule's fires only go to the second).
+pub fn fire_task_id(schedule_id: &str, workflow_id: &str, run_id: &str) -> String {
     let prefix = fire_workflow_prefix(schedule_id);
     let suffix = workflow_id
         .strip_prefix(&prefix)
         .unwrap_or(workflow_id)
         .trim_start_matches('-');
-    let stamp: String = suffix
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    format!("s-{schedule_id}-{stamp}")
+    let clean = |text: &str, n: usize| -> String {
+        text.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_lowercase())
+            .take(n)
+            .collect()
+    };
+    format!("s-{schedule_id}-{}-{}", clean(suffix, 32), clean(run_id, 8))
 }
 
 #[workflow]
@@ -76,7 +80,7 @@ impl ScheduledTaskWorkflow {
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<TaskOutcome> {
         let input = ctx.state(|s| s.input.clone());
         let mut spec = input.spec;
-        spec.id = fire_task_id(&input.schedule_id, ctx.workflow_id());
+        spec.id = fire_task_id(&input.schedule_id, ctx.workflow_id(), ctx.run_id());
         let options = ChildWorkflowOptions::builder()
             .workflow_id(spec.id.clone())
             // The task outlives a terminated fire: its review may take days.
@@ -98,10 +102,13 @@ mod tests {
 
     #[test]
     fn fire_task_ids_are_branch_safe_and_distinct_per_fire() {
-        let a = fire_task_id("deps", "sched-deps-2026-11-21T13:19:15Z");
-        let b = fire_task_id("deps", "sched-deps-2026-11-21T13:19:16Z");
-        assert_eq!(a, "s-deps-20261121t131915z");
+        let run = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
+        let a = fire_task_id("deps", "sched-deps-2026-11-21T13:19:15Z", run);
+        assert_eq!(a, "s-deps-20261121t131915z-0b1c2d3e");
+        let b = fire_task_id("deps", "sched-deps-2026-11-21T13:19:16Z", run);
+        let same_second = fire_task_id("deps", "sched-deps-2026-11-21T13:19:15Z", "ffff-0000");
         assert_ne!(a, b);
-        assert_eq!(fire_task_id("deps", "other"), "s-deps-other");
+        assert_ne!(a, same_second);
+        assert_eq!(fire_task_id("deps", "other", "r"), "s-deps-other-r");
     }
 }

@@ -1,4 +1,5 @@
-//! Replays every recorded `AgentTask` and `CrashInvestigation` (`crash_*.json`) history in `tests/histories/` against the current code:
+//! Replays every recorded history in `tests/histories/` (`AgentTask`, `CrashInvestigation`,
+//! `ScheduledTask`) against the current code:
 //! a change that would break running or past tasks fails here (ARCHITECTURE.md, invariant 2).
 //! Record new histories with `ERRAND_RECORD_HISTORIES=1 cargo test -p tests`.
 
@@ -6,7 +7,10 @@ use std::path::Path;
 
 use temporalio_client::WorkflowHistory;
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
-use workflows::{AgentTaskWorkflow, CrashInvestigationWorkflow};
+use workflows::{
+    AGENT_TASK_WORKFLOW, AgentTaskWorkflow, CRASH_INVESTIGATION_WORKFLOW,
+    CrashInvestigationWorkflow, SCHEDULED_TASK_WORKFLOW, ScheduledTaskWorkflow,
+};
 
 #[tokio::test]
 async fn recorded_histories_replay_without_nondeterminism() {
@@ -23,20 +27,29 @@ async fn recorded_histories_replay_without_nondeterminism() {
         dir.display()
     );
 
-    let is_crash = |p: &std::path::PathBuf| {
-        p.file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("crash_"))
-    };
-    assert!(
-        files.iter().any(is_crash),
-        "no recorded CrashInvestigation history (crash_*.json) in {}",
-        dir.display()
-    );
+    // Every workflow Errand runs has at least one recorded history.
+    let types: Vec<String> = files
+        .iter()
+        .map(|file| workflow_type(&std::fs::read(file).unwrap()))
+        .collect();
+    for name in [
+        AGENT_TASK_WORKFLOW,
+        CRASH_INVESTIGATION_WORKFLOW,
+        SCHEDULED_TASK_WORKFLOW,
+    ] {
+        assert!(
+            types.iter().any(|t| t == name),
+            "no recorded {name} history in {}",
+            dir.display()
+        );
+    }
 
     let options = WorkflowReplayerOptions::new()
         .register_workflow::<AgentTaskWorkflow>()
         .unwrap()
         .register_workflow::<CrashInvestigationWorkflow>()
+        .unwrap()
+        .register_workflow::<ScheduledTaskWorkflow>()
         .unwrap()
         .build();
     let replayer = WorkflowReplayer::new(options).unwrap();
@@ -48,4 +61,14 @@ async fn recorded_histories_replay_without_nondeterminism() {
             .await
             .unwrap_or_else(|e| panic!("{} does not replay: {e}", file.display()));
     }
+}
+
+/// The workflow type a recorded history (JSON, as `errand export-history` writes it) is of.
+fn workflow_type(json: &[u8]) -> String {
+    let history: serde_json::Value = serde_json::from_slice(json).unwrap();
+    history["events"][0]["attributes"]["WorkflowExecutionStartedEventAttributes"]["workflow_type"]
+        ["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }

@@ -93,7 +93,9 @@ pub async fn get_schedule(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ScheduleView>, ApiError> {
     check_id(&id)?;
-    Ok(Json(schedules::view(&state.client, &state.store, &id).await?))
+    Ok(Json(
+        schedules::view(&state.client, &state.store, &id).await?,
+    ))
 }
 
 /// Pause a schedule: no fires until it is resumed.
@@ -137,10 +139,7 @@ pub async fn resume_schedule(
     check_id(&id)?;
     let (_, input) = temporal::describe(&state.client, &id).await?;
     let now = schedules::now();
-    let note = format!(
-        "resumed through the API at {}",
-        schedules::format_time(now)
-    );
+    let note = format!("resumed through the API at {}", schedules::format_time(now));
     temporal::resume(&state.client, &id, input, now, note).await?;
     Ok(Json(ScheduleAccepted { id, paused: false }))
 }
@@ -221,6 +220,10 @@ pub async fn check_cron(ApiQuery(query): ApiQuery<CronQuery>) -> Result<Json<Cro
     Ok(Json(CronCheck {
         cron: parsed.as_str().to_string(),
         timezone,
-        next_runs: preview.next.into_iter().map(schedules::format_time).collect(),
+        next_runs: preview
+            .next
+            .into_iter()
+            .map(schedules::format_time)
+            .collect(),
     }))
 }

@@ -44,7 +44,11 @@ pub fn next_fires(cron: &Cron, now: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc
 pub fn preview(cron: &Cron, timezone: &str, now: DateTime<Utc>, n: usize) -> CronPreview {
     let utc = matches!(timezone, "" | "UTC" | "Etc/UTC");
     CronPreview {
-        next: if utc { next_fires(cron, now, n) } else { Vec::new() },
+        next: if utc {
+            next_fires(cron, now, n)
+        } else {
+            Vec::new()
+        },
     }
 }
 

@@ -106,7 +106,9 @@ fn pause_after_failures(n: Option<u32>) -> Result<Option<u32>, ApiError> {
     match n {
         Some(n) if !(1..=MAX_PAUSE_AFTER_FAILURES).contains(&n) => Err(ApiError::invalid(
             "pause_after_failures",
-            format!("pause_after_failures must be between 1 and {MAX_PAUSE_AFTER_FAILURES}, not {n}"),
+            format!(
+                "pause_after_failures must be between 1 and {MAX_PAUSE_AFTER_FAILURES}, not {n}"
+            ),
         )),
         n => Ok(n),
     }
@@ -121,8 +123,8 @@ async fn scheduled_input(
     run: PlaybookRunRequest,
 ) -> Result<ScheduledTaskInput, ApiError> {
     let content = playbook_files::read(playbooks_dir, playbook).await?;
-    let parsed = Playbook::parse(&playbook_files::file_name(playbook), &content)
-        .map_err(playbook_error)?;
+    let parsed =
+        Playbook::parse(&playbook_files::file_name(playbook), &content).map_err(playbook_error)?;
     let resolved = parsed
         .resolve(&content, &run.inputs)
         .map_err(playbook_error)?;
@@ -222,7 +224,7 @@ pub async fn view(client: &Client, store: &Store, id: &str) -> Result<ScheduleVi
     let mut actions = description.recent_actions();
     actions.reverse();
     for action in actions {
-        let task_id = fire_task_id(id, &action.workflow_id);
+        let task_id = fire_task_id(id, &action.workflow_id, &action.run_id);
         let task = store.task(&task_id).await?.map(|record| record.task);
         recent_runs.push(ScheduleRun {
             fired_at: action.actual_time.map(system_rfc3339),

@@ -105,7 +105,9 @@ pub async fn describe(
 
 /// The `ScheduledTask` input a schedule fires with; none for schedules that are not Errand's.
 pub async fn errand_input(description: &ScheduleDescription) -> Option<ScheduledTaskInput> {
-    let ScheduleDescriptionAction::StartWorkflow(action) = description.action();
+    let ScheduleDescriptionAction::StartWorkflow(action) = description.action() else {
+        return None;
+    };
     if action.workflow_type() != SCHEDULED_TASK_WORKFLOW {
         return None;
     }

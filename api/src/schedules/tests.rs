@@ -6,7 +6,7 @@ fn run(fired_at: &str, status: Option<TaskStatus>, reason: Option<&str>) -> Sche
     ScheduleRun {
         fired_at: Some(fired_at.to_string()),
         workflow_id: format!("sched-x-{fired_at}"),
-        task_id: fire_task_id("x", &format!("sched-x-{fired_at}")),
+        task_id: fire_task_id("x", &format!("sched-x-{fired_at}"), "r1"),
         status,
         reason: reason.map(str::to_string),
     }
@@ -19,7 +19,11 @@ fn the_streak_counts_ended_failures_since_the_last_resume() {
         run("2026-01-01T04:00:00Z", Some(RunningAgent), None),
         run("2026-01-01T03:00:00Z", Some(Failed), Some("boom")),
         run("2026-01-01T02:00:00Z", None, None),
-        run("2026-01-01T01:00:00Z", Some(Incomplete), Some("round limit")),
+        run(
+            "2026-01-01T01:00:00Z",
+            Some(Incomplete),
+            Some("round limit"),
+        ),
         run("2026-01-01T00:00:00Z", Some(Merged), None),
     ];
     assert_eq!(failure_streak(&runs, None), 2);
@@ -29,7 +33,7 @@ fn the_streak_counts_ended_failures_since_the_last_resume() {
     assert_eq!(failure_streak(&runs, Some(since)), 1);
     assert_eq!(failure_streak(&runs[4..], None), 0);
     let note = auto_pause_note(2, &runs);
-    assert!(note.starts_with("auto-paused after 2 consecutive failed or incomplete runs (s-x-20260101t030000z, s-x-20260101t010000z)"), "{note}");
+    assert!(note.starts_with("auto-paused after 2 consecutive failed or incomplete runs (s-x-20260101t030000z-r1, s-x-20260101t010000z-r1)"), "{note}");
     assert!(note.ends_with("last: boom"), "{note}");
 }
 

@@ -1,0 +1,10 @@
+//! GitHub as a trigger: webhook signatures, the events Errand acts on, and the small REST
+//! client that asks GitHub who may start runs. The route is `routes::github`.
+
+pub mod client;
+pub mod events;
+pub mod settings;
+pub mod signature;
+pub mod webhook;
+
+pub use settings::GithubSettings;
