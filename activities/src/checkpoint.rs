@@ -68,7 +68,15 @@ pub async fn after_run(
         ws.task_id,
         due.as_str()
     );
-    match push(Path::new(&ws.path), &ws.branch, &message, author, &author_email(author)).await {
+    match push(
+        Path::new(&ws.path),
+        &ws.branch,
+        &message,
+        author,
+        &author_email(author),
+    )
+    .await
+    {
         Ok(Some(commit)) => {
             host.count_checkpoint();
             tracing::info!(task_id = %ws.task_id, round = request.round, %commit, reason = due.as_str(), "checkpoint pushed");
@@ -113,5 +121,62 @@ mod tests {
         assert_eq!(due(&timed, Duration::from_secs(60)), Some(Due::LongRun));
         timed.start_draining();
         assert_eq!(due(&timed, Duration::from_secs(1)), Some(Due::Draining));
+    }
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A checkpoint pushes once per new state, and never creates the branch with nothing in it.
+    #[tokio::test]
+    async fn pushes_only_new_work_and_only_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let seed = dir.path().join("seed");
+        std::fs::create_dir(&seed).unwrap();
+        std::fs::write(seed.join("a.txt"), "a\n").unwrap();
+        git(&seed, &["init", "-q", "-b", "main"]);
+        git(&seed, &["add", "."]);
+        git(&seed, &["commit", "-q", "-m", "seed"]);
+        git(dir.path(), &["clone", "-q", "--bare", "seed", "remote.git"]);
+        let remote = dir.path().join("remote.git");
+        let ws = dir.path().join("ws");
+        let base = git::checkout_task(&remote.display().to_string(), "main", "errand/t1", &ws)
+            .await
+            .unwrap();
+
+        let nothing = push(&ws, "errand/t1", "cp", "alice", "alice@x.invalid")
+            .await
+            .unwrap();
+        assert_eq!(nothing, None);
+        assert_eq!(git(&remote, &["branch", "--list", "errand/t1"]), "");
+
+        std::fs::write(ws.join("a.txt"), "b\n").unwrap();
+        let first = push(&ws, "errand/t1", "cp", "alice", "alice@x.invalid")
+            .await
+            .unwrap();
+        let first = first.expect("new work is pushed");
+        assert_eq!(git(&remote, &["rev-parse", "errand/t1"]), first);
+        assert_eq!(git(&remote, &["rev-parse", "errand/t1^"]), base);
+        let again = push(&ws, "errand/t1", "cp", "alice", "alice@x.invalid")
+            .await
+            .unwrap();
+        assert_eq!(
+            again, None,
+            "the same state is not committed or pushed again"
+        );
+        assert_eq!(git(&remote, &["rev-parse", "errand/t1"]), first);
     }
 }

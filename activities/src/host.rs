@@ -42,7 +42,11 @@ struct Waiting {
 }
 
 impl WorkerHost {
-    pub fn new(queue: Option<String>, max_runs: usize, checkpoint_interval: Option<Duration>) -> Self {
+    pub fn new(
+        queue: Option<String>,
+        max_runs: usize,
+        checkpoint_interval: Option<Duration>,
+    ) -> Self {
         let max_runs = max_runs.max(1);
         Self {
             queue,
@@ -57,7 +61,10 @@ impl WorkerHost {
     /// Waits, heartbeating, for one of the host's sandbox slots. Slots are handed out in the
     /// order asked (tokio's semaphore is fair). Waiting inside the activity, rather than in
     /// the task queue, keeps the queue's pickup timeout meaning "this worker is gone".
-    pub async fn run_slot(&self, ctx: &ActivityContext) -> Result<OwnedSemaphorePermit, ActivityError> {
+    pub async fn run_slot(
+        &self,
+        ctx: &ActivityContext,
+    ) -> Result<OwnedSemaphorePermit, ActivityError> {
         if let Ok(permit) = Arc::clone(&self.runs).try_acquire_owned() {
             return Ok(permit);
         }

@@ -4,12 +4,14 @@
 
 pub mod agent_output;
 pub mod agents;
+pub mod checkpoint;
 pub mod cost_guard;
 pub mod crash_activities;
 pub mod data_dir;
 pub mod diff;
 pub mod gateway;
 pub mod git;
+pub mod host;
 pub mod ledger;
 pub mod output;
 pub mod red_green;

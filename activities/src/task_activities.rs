@@ -36,6 +36,8 @@ pub struct TaskActivitiesImpl {
     gateway: Option<Arc<GatewayHandle>>,
     /// The price of sandbox time, written to the ledger after each agent and check run.
     sandbox_rate: crate::ledger::SandboxRate,
+    /// This worker host: its own task queue, sandbox slots, checkpoints, draining.
+    host: crate::host::WorkerHost,
 }
 
 impl TaskActivitiesImpl {
@@ -46,7 +48,14 @@ impl TaskActivitiesImpl {
             data,
             gateway: None,
             sandbox_rate: crate::ledger::SandboxRate::default(),
+            host: crate::host::WorkerHost::default(),
         }
+    }
+
+    /// Runs on `host`: its queue goes back with each workspace, its slots bound the sandboxes.
+    pub fn on_host(mut self, host: crate::host::WorkerHost) -> Self {
+        self.host = host;
+        self
     }
 
     /// Sandbox time is priced at `rate` in the ledger (free by default).
@@ -90,20 +99,31 @@ impl TaskActivitiesImpl {
     #[activity(definition = definitions::Provision)]
     pub async fn provision(
         self: Arc<Self>,
-        _ctx: ActivityContext,
+        ctx: ActivityContext,
         request: ProvisionRequest,
     ) -> Result<Workspace, ActivityError> {
         let branch = branch_for(&request.task_id);
         let path = self.data.workspace(&request.task_id);
-        let base_commit = git::checkout_task(&request.repo, &request.base, &branch, &path)
-            .await
-            .map_err(git_failure)?;
+        // Heartbeats while cloning, so a worker lost mid-clone is noticed in seconds (the
+        // workflow sets a heartbeat timeout under worker affinity) whatever the repo's size.
+        let base_commit = {
+            let checkout = git::checkout_task(&request.repo, &request.base, &branch, &path);
+            tokio::pin!(checkout);
+            let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+            loop {
+                tokio::select! {
+                    done = &mut checkout => break done.map_err(git_failure)?,
+                    _ = tick.tick() => ctx.record_heartbeat(()).await?,
+                }
+            }
+        };
         Ok(Workspace {
             task_id: request.task_id,
             path: path.display().to_string(),
             base_commit,
             branch,
-            task_queue: None,
+            // The workflow routes this workspace's activities back to this worker.
+            task_queue: self.host.queue.clone(),
         })
     }
 
@@ -156,6 +176,7 @@ impl TaskActivitiesImpl {
             model_gateway: gateway.as_ref().map(|gateway| gateway.socket().to_owned()),
         };
         let outcome = self.run_sandboxed(&ctx, &spec).await?;
+        crate::checkpoint::after_run(&self.host, &request, outcome.duration, author_email).await;
         // Revoked before anything else can fail; a refused call ends the task for its budget.
         let budget_refusal = gateway
             .map(RunAccess::finish)
@@ -454,6 +475,8 @@ impl TaskActivitiesImpl {
         spec: &SandboxSpec,
     ) -> Result<Outcome, ActivityError> {
         use crate::agent_output::{AgentOutputEvents, redacted_outcome, redacted_progress};
+        // At most `[worker] max_concurrent_runs` sandboxes at once on this host.
+        let _slot = self.host.run_slot(ctx).await?;
         let running: RunningCommand = self
             .sandbox
             .spawn(spec)

@@ -33,6 +33,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ErrorBody, ErrorDetail};
+/// Readiness of Temporal and the database, shared with the worker's own `/readyz`.
+pub use routes::health::{Readiness, readiness};
 pub use openapi::openapi;
 
 /// What the handlers share.

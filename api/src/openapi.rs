@@ -62,6 +62,7 @@ pub fn routes() -> OpenApiRouter<SharedState> {
         .routes(routes!(schedules::check_cron))
         .routes(routes!(github::github_webhook))
         .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
         .routes(routes!(health::openapi_json))
 }
 

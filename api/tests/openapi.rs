@@ -46,6 +46,7 @@ fn every_route_is_documented() {
             "get /healthz",
             "get /metrics",
             "get /openapi.json",
+            "get /readyz",
             "get /v1/budgets",
             "get /v1/cost",
             "get /v1/crashes",

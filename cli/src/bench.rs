@@ -1,11 +1,24 @@
-//! `errand bench sandbox`: what the sandbox costs per command. Runs `true` directly and in the
-//! full sandbox (the launcher tasks use: cgroup, uid, staged mounts, bwrap, seccomp, shim,
-//! merge), reports p50 and p95 of each, and records them in BENCHMARKS.md with the machine.
+//! `errand bench`: the engine measured against its physical floor. Without a subcommand it runs
+//! every figure of the suite (`suite.rs`) against a stack of its own; `bench sandbox` (here:
+//! `true` directly and in the full sandbox, the launcher tasks use: cgroup, uid, staged mounts,
+//! bwrap, seccomp, shim, merge) and `bench crashes` run one figure each. Every figure is
+//! recorded in BENCHMARKS.md with the machine, between markers of its own.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod api_latency;
 mod crash_bench;
+mod density;
+mod first_output;
+mod overhead;
+mod proc_stats;
+mod provisioning;
+mod report;
+mod repos;
+mod stack;
+mod suite;
+mod throughput;
 
 use activities::sandbox::{Limits, Sandbox, SandboxSpec, support};
 use anyhow::Context;
@@ -18,9 +31,13 @@ const SECTION_START: &str = "<!-- errand bench sandbox: start -->";
 const SECTION_END: &str = "<!-- errand bench sandbox: end -->";
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    /// One figure alone; without it, the whole suite
     #[command(subcommand)]
-    what: BenchWhat,
+    what: Option<BenchWhat>,
+    #[command(flatten)]
+    suite: suite::SuiteArgs,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -41,12 +58,25 @@ enum BenchWhat {
 
 pub async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
-        BenchWhat::Sandbox { runs, out } => sandbox(runs, &out).await,
-        BenchWhat::Crashes(args) => crash_bench::crashes(args).await,
+        None => suite::run(args.suite).await,
+        Some(BenchWhat::Sandbox { runs, out }) => {
+            let result = sandbox(runs).await?;
+            println!("{}", result.table());
+            record(
+                out.as_path(),
+                SECTION_START,
+                SECTION_END,
+                &result.markdown(),
+            )?;
+            println!("recorded in {}", out.display());
+            Ok(())
+        }
+        Some(BenchWhat::Crashes(args)) => crash_bench::crashes(args).await,
     }
 }
 
-async fn sandbox(runs: usize, out: &Path) -> anyhow::Result<()> {
+/// The sandbox figure: `true` directly and in the full sandbox, `runs` times each.
+async fn sandbox(runs: usize) -> anyhow::Result<SandboxResult> {
     anyhow::ensure!(runs >= MIN_RUNS, "--runs must be at least {MIN_RUNS}");
     let sandbox = Sandbox::detect()
         .await
@@ -86,7 +116,7 @@ async fn sandbox(runs: usize, out: &Path) -> anyhow::Result<()> {
     .await?;
     let _ = std::fs::remove_dir_all(&scratch);
 
-    let result = Result {
+    Ok(SandboxResult {
         runs,
         direct: Percentiles::of(&direct),
         sandboxed: Percentiles::of(&sandboxed),
@@ -115,11 +145,7 @@ async fn sandbox(runs: usize, out: &Path) -> anyhow::Result<()> {
                 None => ", no shim".to_owned(),
             }
         ),
-    };
-    println!("{}", result.table());
-    record(out, SECTION_START, SECTION_END, &result.markdown())?;
-    println!("recorded in {}", out.display());
-    Ok(())
+    })
 }
 
 async fn measure<F, Fut>(runs: usize, mut run: F) -> anyhow::Result<Vec<Duration>>
@@ -139,26 +165,33 @@ where
     Ok(times)
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Percentiles {
     p50: Duration,
     p95: Duration,
+    p99: Duration,
 }
 
 impl Percentiles {
-    /// Nearest-rank percentiles.
+    /// Nearest-rank percentiles; all zero for no samples.
     fn of(times: &[Duration]) -> Self {
         let mut sorted = times.to_vec();
         sorted.sort_unstable();
-        let rank = |p: usize| sorted[(p * sorted.len()).div_ceil(100).max(1) - 1];
+        let rank = |p: usize| {
+            sorted
+                .get((p * sorted.len()).div_ceil(100).max(1) - 1)
+                .copied()
+                .unwrap_or_default()
+        };
         Self {
             p50: rank(50),
             p95: rank(95),
+            p99: rank(99),
         }
     }
 }
 
-struct Result {
+struct SandboxResult {
     runs: usize,
     direct: Percentiles,
     sandboxed: Percentiles,
@@ -170,7 +203,7 @@ fn ms(duration: Duration) -> String {
     format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
 }
 
-impl Result {
+impl SandboxResult {
     fn overhead(&self) -> (Duration, Duration) {
         (
             self.sandboxed.p50.saturating_sub(self.direct.p50),
@@ -193,13 +226,12 @@ impl Result {
         )
     }
 
+    fn meets_goal(&self) -> bool {
+        self.overhead().0 <= Duration::from_millis(30)
+    }
+
     fn markdown(&self) -> String {
-        let (p50, _) = self.overhead();
-        let verdict = if p50 <= Duration::from_millis(30) {
-            "within"
-        } else {
-            "over"
-        };
+        let verdict = if self.meets_goal() { "within" } else { "over" };
         format!(
             "{SECTION_START}\n## Sandbox start overhead\n\n\
              Measured by `errand bench sandbox --runs {}` on {} ({}).\n\
@@ -254,10 +286,7 @@ impl Machine {
                 |(_, name)| name.trim().to_owned(),
             );
         Self {
-            load: std::fs::read_to_string("/proc/loadavg")
-                .ok()
-                .and_then(|text| text.split_whitespace().next().map(str::to_owned))
-                .unwrap_or_else(|| "unknown".into()),
+            load: load_average(),
             cores: std::thread::available_parallelism().map_or(1, usize::from),
             memory,
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
@@ -273,6 +302,14 @@ impl Machine {
             self.cores, self.cpu, self.memory, self.kernel, self.load
         )
     }
+}
+
+/// The 1-minute load average now, as /proc/loadavg gives it.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Writes `section` into `path`, replacing an earlier run's section and keeping the rest.
@@ -315,8 +352,11 @@ mod tests {
         let p = Percentiles::of(&times);
         assert_eq!(p.p50, Duration::from_millis(50));
         assert_eq!(p.p95, Duration::from_millis(95));
+        assert_eq!(p.p99, Duration::from_millis(99));
         let few: Vec<Duration> = [3, 1, 2].map(Duration::from_millis).to_vec();
         assert_eq!(Percentiles::of(&few).p50, Duration::from_millis(2));
+        assert_eq!(Percentiles::of(&few).p99, Duration::from_millis(3));
+        assert_eq!(Percentiles::of(&[]).p50, Duration::ZERO);
     }
 
     #[test]

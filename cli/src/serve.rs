@@ -112,12 +112,14 @@ pub async fn spawn_api(
     Ok((url, server))
 }
 
-/// The worker and the runtime it runs on (keep both alive together).
+/// The workers and the runtime they run on (keep both alive together). `own_queue`: also poll
+/// a task queue of this worker's own (worker affinity; `errand worker`, not `up`).
 pub async fn build_worker(
     settings: &Settings,
     temporal: &Temporal,
     store: Store,
-) -> anyhow::Result<(Runtime, temporalio_sdk::Worker)> {
+    own_queue: bool,
+) -> anyhow::Result<(Runtime, worker::Workers)> {
     let (runtime, sdk_metrics) =
         worker::sdk_metrics::runtime(settings.temporal.sdk_metrics_listen)?;
     if let Some(addr) = sdk_metrics {
@@ -129,9 +131,57 @@ pub async fn build_worker(
         gateway: settings.gateway.clone(),
         uncapped_workspace: settings.sandbox.uncapped_workspace,
         sandbox_micro_dollars_per_second: settings.cost.sandbox_micro_dollars_per_second,
+        own_queue,
+        max_concurrent_runs: settings.worker.max_concurrent_runs,
+        checkpoint_interval: (settings.worker.checkpoint_interval_secs > 0)
+            .then(|| Duration::from_secs(settings.worker.checkpoint_interval_secs)),
     };
-    let worker = worker::build(&runtime, temporal.client.clone(), store, &worker_settings).await?;
-    Ok((runtime, worker))
+    let workers = worker::build(&runtime, temporal.client.clone(), store, &worker_settings).await?;
+    Ok((runtime, workers))
+}
+
+/// Runs both of a host's workers until `until` resolves; then drains: no new tasks are taken,
+/// running rounds get the grace period, and what is still running after it is cancelled,
+/// pushed as a checkpoint and handed back (it re-provisions on another worker).
+async fn run_workers(
+    workers: worker::Workers,
+    until: impl Future<Output = ()>,
+    then: impl FnOnce(),
+) -> anyhow::Result<()> {
+    let worker::Workers {
+        mut shared,
+        own,
+        host,
+    } = workers;
+    let stop_shared = shared.shutdown_handle();
+    let stop_own = own.as_ref().map(|w| w.shutdown_handle());
+    let mut own = own;
+    // The workers' futures are not Send: they run on this task, beside the stop trigger.
+    let (shared_result, own_result, ()) = tokio::join!(
+        shared.run(),
+        async {
+            match own.as_mut() {
+                Some(own) => own.run().await,
+                None => Ok(()),
+            }
+        },
+        async move {
+            until.await;
+            tracing::info!(
+                runs_active = host.gauges().runs_active,
+                "draining: no new tasks; running rounds get the grace period"
+            );
+            host.start_draining();
+            stop_shared();
+            if let Some(stop_own) = stop_own {
+                stop_own();
+            }
+            then();
+        }
+    );
+    shared_result.context("the worker stopped with an error")?;
+    own_result.context("the worker of this host's own queue stopped with an error")?;
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -180,22 +230,19 @@ pub async fn run_both(
     until: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let store = open_store(settings).await?;
-    let (_runtime, mut worker) = build_worker(settings, temporal, store.clone()).await?;
+    let (_runtime, workers) = build_worker(settings, temporal, store.clone(), false).await?;
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let (api_url, api) = spawn_api(settings, temporal, store, async {
         let _ = api_stopped.await;
     })
     .await?;
     on_ready(&api_url);
-    let stop_worker = worker.shutdown_handle();
-    // The worker's future is not Send: it runs on this task, beside the stop trigger.
-    let (worker_result, ()) = tokio::join!(worker.run(), async move {
-        until.await;
+    let worker_result = run_workers(workers, until, move || {
         tracing::info!("shutting down");
-        stop_worker();
         let _ = stop_api.send(());
-    });
-    worker_result.context("the worker stopped with an error")?;
+    })
+    .await;
+    worker_result?;
     api.await
         .context("the API task panicked")?
         .context("the API server failed")?;
@@ -207,17 +254,108 @@ pub async fn worker(settings: Settings) -> anyhow::Result<()> {
     std::fs::create_dir_all(&settings.data_dir)?;
     let temporal = Temporal::attach(&settings, "worker").await?;
     let store = open_store(&settings).await?;
-    let (_runtime, mut worker) = build_worker(&settings, &temporal, store).await?;
-    let stop = worker.shutdown_handle();
+    let (_runtime, workers) = build_worker(&settings, &temporal, store.clone(), true).await?;
+    let host = workers.host.clone();
     println!(
-        "Errand worker polling task queue {:?}",
-        workflows::TASK_QUEUE
+        "Errand worker polling task queues {:?} and {:?} ({} sandboxes at once)",
+        workflows::TASK_QUEUE,
+        host.queue.as_deref().unwrap_or_default(),
+        host.gauges().runs_limit,
     );
-    let (result, ()) = tokio::join!(worker.run(), async move {
-        shutdown_signal().await;
-        stop();
-    });
-    result.context("the worker stopped with an error")
+    let health = match settings.worker.metrics_listen {
+        Some(addr) => Some(spawn_worker_health(addr, temporal.client.clone(), store, host).await?),
+        None => None,
+    };
+    let result = run_workers(workers, shutdown_signal(), || {}).await;
+    if let Some(health) = health {
+        health.abort();
+    }
+    result
+}
+
+/// The worker's `/healthz` (process up), `/readyz` (Temporal and the database answer, and
+/// not draining) and `/metrics` (this host's sandbox slots, draining, checkpoints).
+async fn spawn_worker_health(
+    addr: std::net::SocketAddr,
+    client: Client,
+    store: Store,
+    host: worker::WorkerHost,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot serve the worker's health and metrics on {addr}"))?;
+    let ready_host = host.clone();
+    let app = axum::Router::new()
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route(
+            "/readyz",
+            get(move || {
+                let (client, store, host) = (client.clone(), store.clone(), ready_host.clone());
+                async move {
+                    let readiness = api::readiness(&client, &store).await;
+                    // A draining worker takes no new work: it is alive, not ready.
+                    let ready = readiness.is_ready() && !host.is_draining();
+                    let code = if ready {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    let mut body = serde_json::to_value(&readiness).unwrap_or_default();
+                    body["draining"] = host.is_draining().into();
+                    if !ready {
+                        body["status"] = "not_ready".into();
+                    }
+                    (code, axum::Json(body))
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let text = worker_metrics(&host);
+                async move {
+                    (
+                        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+                        text,
+                    )
+                }
+            }),
+        );
+    tracing::info!(%addr, "serving the worker's /healthz, /readyz and /metrics");
+    Ok(tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::error!(error = %err, "the worker's health server failed");
+        }
+    }))
+}
+
+/// Prometheus text of one worker host.
+fn worker_metrics(host: &worker::WorkerHost) -> String {
+    let g = host.gauges();
+    let queue = host.queue.as_deref().unwrap_or_default();
+    format!(
+        "# HELP errand_worker_runs_active Sandboxes (agent and check runs) running on this worker.\n\
+         # TYPE errand_worker_runs_active gauge\n\
+         errand_worker_runs_active{{queue=\"{queue}\"}} {}\n\
+         # HELP errand_worker_runs_limit Sandboxes this worker runs at once ([worker] max_concurrent_runs).\n\
+         # TYPE errand_worker_runs_limit gauge\n\
+         errand_worker_runs_limit{{queue=\"{queue}\"}} {}\n\
+         # HELP errand_worker_draining 1 while the worker hands its tasks back after SIGTERM.\n\
+         # TYPE errand_worker_draining gauge\n\
+         errand_worker_draining{{queue=\"{queue}\"}} {}\n\
+         # HELP errand_worker_checkpoints_pushed_total Work-in-progress checkpoints pushed by this worker.\n\
+         # TYPE errand_worker_checkpoints_pushed_total counter\n\
+         errand_worker_checkpoints_pushed_total{{queue=\"{queue}\"}} {}\n",
+        g.runs_active,
+        g.runs_limit,
+        u8::from(g.draining),
+        g.checkpoints_pushed,
+    )
 }
 
 /// `errand api`: serves the REST API against the configured Temporal and database.

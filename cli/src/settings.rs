@@ -61,6 +61,15 @@ pub struct DatabaseSettings {
 pub struct WorkerSection {
     /// After shutdown starts, running activities get this long before they are cancelled.
     pub graceful_shutdown_secs: u64,
+    /// Sandboxes (agent and check runs) at once on this host; unset: min(cores, memory GiB / 2).
+    #[serde(default)]
+    pub max_concurrent_runs: Option<usize>,
+    /// A round that ran at least this long pushes its work in progress to the task branch when
+    /// it ends (0: only when the worker drains).
+    pub checkpoint_interval_secs: u64,
+    /// Where `errand worker` serves `/healthz`, `/readyz` and `/metrics`; unset: nowhere.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// `[cost]`: what the ledger charges beside model calls (those are priced by the gateway's
@@ -122,7 +131,8 @@ impl Settings {
             .set_default("playbooks_dir", "playbooks")?
             .set_default("temporal.namespace", "default")?
             .set_default("temporal.cli", "temporal")?
-            .set_default("worker.graceful_shutdown_secs", 30)?;
+            .set_default("worker.graceful_shutdown_secs", 30)?
+            .set_default("worker.checkpoint_interval_secs", 300)?;
         if let Some(file) = &overrides.config {
             builder = builder.add_source(config::File::from(file.as_path()).required(true));
         }

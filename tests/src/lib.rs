@@ -508,6 +508,34 @@ impl Remote {
             .count())
     }
 
+    /// Commits of `branch` not on `base`, and how many distinct changes (patch ids) they
+    /// make: a commit pushed twice, or an empty commit, makes the second number smaller.
+    pub fn distinct_changes(&self, base: &str, branch: &str) -> anyhow::Result<(usize, usize)> {
+        let range = format!("{base}..{branch}");
+        let commits = self.git(&["rev-list", "--no-merges", &range])?.lines().count();
+        let out = Command::new("sh")
+            .current_dir(self.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .args(["-c", "git log -p --no-merges \"$1\" | git patch-id --stable", "sh", &range])
+            .output()?;
+        ensure!(out.status.success(), "git patch-id: {}", String::from_utf8_lossy(&out.stderr));
+        let ids: std::collections::HashSet<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| line.split_whitespace().next().map(String::from))
+            .collect();
+        Ok((commits, ids.len()))
+    }
+
+    /// Subjects of the commits of `branch` not on `base`, newest first.
+    pub fn subjects(&self, base: &str, branch: &str) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .git(&["log", "--format=%s", &format!("{base}..{branch}")])?
+            .lines()
+            .map(String::from)
+            .collect())
+    }
+
     pub fn branches(&self) -> anyhow::Result<Vec<String>> {
         Ok(self
             .git(&["branch", "--format=%(refname:short)"])?
@@ -587,6 +615,199 @@ pub fn wait_for(within: Duration, mut ready: impl FnMut() -> bool) -> anyhow::Re
     while !ready() {
         ensure!(Instant::now() < deadline, "not ready within {within:?}");
         std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// A PostgreSQL database of the test's own on the server of `ERRAND_TEST_POSTGRES_URL`
+/// (default `postgres://postgres@127.0.0.1:5432/postgres`), dropped with it.
+pub struct Postgres {
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl Postgres {
+    pub fn create() -> anyhow::Result<Postgres> {
+        let admin_url = std::env::var("ERRAND_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos();
+        let name = format!("errand_scale_{}_{nanos}", std::process::id());
+        psql(&admin_url, &format!("CREATE DATABASE {name}"))
+            .with_context(|| format!("PostgreSQL is needed at {admin_url}"))?;
+        let (server, _) = admin_url
+            .rsplit_once('/')
+            .context("ERRAND_TEST_POSTGRES_URL names a database")?;
+        Ok(Postgres {
+            url: format!("{server}/{name}"),
+            admin_url,
+            name,
+        })
+    }
+
+    /// Runs `sql` in this database; returns psql's unaligned, tuples-only output.
+    pub fn query(&self, sql: &str) -> anyhow::Result<String> {
+        psql(&self.url, sql)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        if let Err(err) = psql(&self.admin_url, &drop) {
+            eprintln!("could not drop {}: {err:#}", self.name);
+        }
+    }
+}
+
+fn psql(url: &str, sql: &str) -> anyhow::Result<String> {
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
+        .output()
+        .context("cannot run psql")?;
+    ensure!(
+        out.status.success(),
+        "psql {sql:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// One `errand worker` of a [`Cluster`], on a host of its own (its own data directory).
+pub struct ClusterWorker {
+    pub proc: Proc,
+    pub data_dir: TempDir,
+    /// Where it serves `/healthz`, `/readyz` and `/metrics` (`[worker] metrics_listen`).
+    pub metrics_url: String,
+}
+
+impl ClusterWorker {
+    /// GET on the worker's metrics port: status and body.
+    pub async fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        let response = reqwest::get(format!("{}{path}", self.metrics_url)).await?;
+        Ok((response.status().as_u16(), response.text().await?))
+    }
+
+    /// Whether this worker ran the agent of `task` (in any round): agent logs are written on
+    /// the host that ran the agent.
+    pub fn ran_agent(&self, task: &str) -> bool {
+        self.agent_logs(task).next().is_some()
+    }
+
+    /// Whether one of this worker's agent logs of `task` contains `text`.
+    pub fn agent_said(&self, task: &str, text: &str) -> bool {
+        self.agent_logs(task)
+            .any(|log| std::fs::read_to_string(log).is_ok_and(|l| l.contains(text)))
+    }
+
+    fn agent_logs(&self, task: &str) -> impl Iterator<Item = PathBuf> {
+        let dir = self.data_dir.path().join("tasks").join(task);
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|round| round.path().join("agent.log"))
+            .filter(|log| log.is_file())
+    }
+}
+
+/// The scaled-out topology: one `errand api` and N `errand worker` processes, each worker with
+/// a data directory of its own (a host of its own), sharing a Temporal server and PostgreSQL.
+pub struct Cluster {
+    pub errand: Errand,
+    pub workers: Vec<ClusterWorker>,
+    temporal: String,
+    database_url: String,
+    worker_env: Vec<(String, String)>,
+}
+
+impl Cluster {
+    pub async fn start(
+        temporal: &DevServer,
+        database_url: &str,
+        workers: usize,
+        worker_env: &[(&str, &str)],
+    ) -> anyhow::Result<Cluster> {
+        let data_dir = tempfile::tempdir()?;
+        let port = free_port();
+        let api = Proc::spawn(errand_command(data_dir.path()).args([
+            "api",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--temporal-address",
+            &temporal.address,
+            "--database-url",
+            database_url,
+        ]))?;
+        let errand = Errand::ready(
+            format!("http://127.0.0.1:{port}"),
+            temporal.address.clone(),
+            data_dir,
+            vec![api],
+        )
+        .await?;
+        let mut cluster = Cluster {
+            errand,
+            workers: Vec::new(),
+            temporal: temporal.address.clone(),
+            database_url: database_url.to_string(),
+            worker_env: worker_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        for _ in 0..workers {
+            cluster.add_worker()?;
+        }
+        Ok(cluster)
+    }
+
+    /// Starts one more worker; its stderr (logs) goes to `worker.log` in its data directory.
+    pub fn add_worker(&mut self) -> anyhow::Result<()> {
+        let data_dir = tempfile::tempdir()?;
+        let log = std::fs::File::create(data_dir.path().join("worker.log"))?;
+        let metrics = format!("127.0.0.1:{}", free_port());
+        let proc = Proc::spawn(
+            errand_command(data_dir.path())
+                .args([
+                    "worker",
+                    "--temporal-address",
+                    &self.temporal,
+                    "--database-url",
+                    &self.database_url,
+                ])
+                .env("ERRAND__WORKER__METRICS_LISTEN", &metrics)
+                .envs(self.worker_env.iter().map(|(k, v)| (k, v)))
+                .stderr(log),
+        )?;
+        self.workers.push(ClusterWorker {
+            proc,
+            data_dir,
+            metrics_url: format!("http://{metrics}"),
+        });
+        Ok(())
+    }
+
+    /// The worker that is running (or ran) the agent of `task` and is still alive.
+    pub fn worker_running(&mut self, task: &str) -> Option<usize> {
+        self.workers.iter_mut().position(|w| {
+            matches!(w.proc.child.try_wait(), Ok(None)) && w.ran_agent(task)
+        })
+    }
+}
+
+/// [`wait_for`] for a check that must await (an HTTP request): polls until it holds.
+pub async fn wait_for_async<F, Fut>(within: Duration, mut ready: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !ready().await {
+        ensure!(Instant::now() < deadline, "not ready within {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(())
 }

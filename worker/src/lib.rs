@@ -1,7 +1,9 @@
 //! The worker: registers the `AgentTask` workflow and the task activities with Temporal and
-//! polls the task queue until shut down.
+//! polls the shared task queue, and (for worker affinity) a task queue of its own that carries
+//! the activities of the workspaces it provisioned, until shut down.
 
 mod activity_span;
+pub mod capacity;
 pub mod gateway;
 pub mod sdk_metrics;
 
@@ -11,6 +13,7 @@ use std::time::Duration;
 
 use activities::crash_activities::CrashActivitiesImpl;
 use activities::data_dir::DataDir;
+pub use activities::host::WorkerHost;
 use activities::ledger::{SandboxRate, StoreCostGuard};
 use activities::sandbox::Sandbox;
 use activities::task_activities::TaskActivitiesImpl;
@@ -35,6 +38,22 @@ pub struct WorkerSettings {
     pub uncapped_workspace: bool,
     /// The ledger's price of sandbox time, in micro-dollars per second of an agent or check run.
     pub sandbox_micro_dollars_per_second: u32,
+    /// Poll a task queue of this worker's own, so that tasks come back to their workspace here
+    /// (off for `errand up`: one worker, nowhere else to go).
+    pub own_queue: bool,
+    /// Sandboxes run at once on this host (None: `capacity::default_max_runs`).
+    pub max_concurrent_runs: Option<usize>,
+    /// A round that ran at least this long pushes its work in progress when it ends.
+    pub checkpoint_interval: Option<Duration>,
+}
+
+/// The Temporal workers of one host: the shared queue, its own queue, and what they share.
+pub struct Workers {
+    /// Polls `TASK_QUEUE`: workflows, admission, provisioning, store writes.
+    pub shared: Worker,
+    /// Polls `host.queue`: the activities of the workspaces this host provisioned.
+    pub own: Option<Worker>,
+    pub host: WorkerHost,
 }
 
 /// Builds a worker; fails closed if the sandbox cannot be set up on this host.
@@ -43,30 +62,65 @@ pub async fn build(
     client: Client,
     store: Store,
     settings: &WorkerSettings,
-) -> anyhow::Result<Worker> {
+) -> anyhow::Result<Workers> {
     let sandbox = Sandbox::detect()
         .await
         .context("the worker runs agents only in a sandbox")?
         .accept_uncapped_workspace(settings.uncapped_workspace);
     let data = DataDir::new(&settings.data_dir);
-    let mut task_activities = TaskActivitiesImpl::new(store.clone(), sandbox, data)
-        .with_sandbox_rate(SandboxRate(settings.sandbox_micro_dollars_per_second.into()));
-    if let Some(gateway) = &settings.gateway {
-        let guard = Arc::new(StoreCostGuard::new(store.clone()));
-        let handle = gateway::start(gateway, &settings.data_dir, guard)
-            .await
-            .context("cannot start the model gateway")?;
-        // The activities own the gateway: it serves as long as the worker does.
-        task_activities = task_activities.with_gateway(Arc::new(handle));
-    }
+    let host = WorkerHost::new(
+        settings.own_queue.then(capacity::own_queue_name),
+        settings
+            .max_concurrent_runs
+            .unwrap_or_else(capacity::default_max_runs),
+        settings.checkpoint_interval,
+    );
+    let gateway = match &settings.gateway {
+        Some(gateway) => {
+            let guard = Arc::new(StoreCostGuard::new(store.clone()));
+            let handle = gateway::start(gateway, &settings.data_dir, guard)
+                .await
+                .context("cannot start the model gateway")?;
+            // The activities own the gateway: it serves as long as the worker does.
+            Some(Arc::new(handle))
+        }
+        None => None,
+    };
+    // One set of activities per queue, sharing the sandbox, the gateway and the host's slots.
+    let task_activities = || {
+        let activities = TaskActivitiesImpl::new(store.clone(), sandbox.clone(), data.clone())
+            .with_sandbox_rate(SandboxRate(settings.sandbox_micro_dollars_per_second.into()))
+            .on_host(host.clone());
+        match &gateway {
+            Some(gateway) => activities.with_gateway(Arc::clone(gateway)),
+            None => activities,
+        }
+    };
     let options = WorkerOptions::new(TASK_QUEUE)
         .register_workflow::<AgentTaskWorkflow>()?
         .register_workflow::<CrashInvestigationWorkflow>()?
         .register_workflow::<workflows::ScheduledTaskWorkflow>()?
         .register_activities(CrashActivitiesImpl::new(store.clone()))
-        .register_activities(task_activities)
+        .register_activities(task_activities())
         .graceful_shutdown_period(settings.graceful_shutdown)
         .activity_inbound_interceptor(ActivitySpans)
         .build();
-    Worker::new(runtime, client, options).context("cannot create the Temporal worker")
+    let shared = Worker::new(runtime, client.clone(), options)
+        .context("cannot create the Temporal worker")?;
+    // Activities only: the workflows stay on the shared queue, whichever worker runs them.
+    let own = match &host.queue {
+        Some(queue) => {
+            let options = WorkerOptions::new(queue.as_str())
+                .register_activities(task_activities())
+                .graceful_shutdown_period(settings.graceful_shutdown)
+                .activity_inbound_interceptor(ActivitySpans)
+                .build();
+            Some(
+                Worker::new(runtime, client, options)
+                    .with_context(|| format!("cannot create the worker of queue {queue}"))?,
+            )
+        }
+        None => None,
+    };
+    Ok(Workers { shared, own, host })
 }

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use temporalio_common::ActivityDefinition;
-use temporalio_sdk::{ActivityExecutionError, ActivityOptions, TimeoutType};
+use temporalio_sdk::{ActivityCloseTimeouts, ActivityExecutionError, ActivityOptions, TimeoutType};
 
 use super::options::options;
 use super::{Run, Stop};
@@ -21,6 +21,14 @@ pub const AFFINITY_PATCH: &str = "worker-affinity";
 /// heartbeats meanwhile), so this only ever expires for a dead or drained worker.
 pub(super) const PICKUP: Duration = Duration::from_secs(15);
 
+/// Under affinity, provisioning heartbeats (a clone can be long); this long without one and
+/// the worker counts as gone.
+const PROVISION_HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// Under affinity, a workspace step that does not heartbeat (git: push, diff, merge) gets at
+/// most this long per attempt, so a worker lost in the middle of one is noticed in minutes.
+const HOST_STEP: Duration = Duration::from_secs(120);
+
 /// A task that keeps losing its workers stops here rather than moving forever (a worker that
 /// never polls its own queue would otherwise bounce every task).
 const MAX_RELOCATIONS: u32 = 8;
@@ -33,13 +41,13 @@ impl Run<'_> {
             repo: self.spec.repo.clone(),
             base: self.spec.base.clone(),
         };
+        let mut opts = options(Duration::from_secs(600), None, 5, &[BAD_INPUT]);
+        if self.affine {
+            opts.heartbeat_timeout = Some(PROVISION_HEARTBEAT);
+        }
         let workspace = self
             .ctx
-            .execute_activity(
-                TaskActivities::provision,
-                request,
-                options(Duration::from_secs(600), None, 5, &[BAD_INPUT]),
-            )
+            .execute_activity(TaskActivities::provision, request, opts)
             .await?;
         self.workspace = Some(workspace.clone());
         Ok(workspace)
@@ -78,12 +86,21 @@ impl Run<'_> {
     }
 
     /// `opts` sent to the workspace's worker, when affinity applies and it has a queue.
-    pub(super) fn route(&self, workspace: &Workspace, mut opts: ActivityOptions) -> ActivityOptions {
+    pub(super) fn route(
+        &self,
+        workspace: &Workspace,
+        mut opts: ActivityOptions,
+    ) -> ActivityOptions {
         if self.affine
             && let Some(queue) = &workspace.task_queue
         {
             opts.task_queue = Some(queue.clone());
             opts.schedule_to_start_timeout = Some(PICKUP);
+            if opts.heartbeat_timeout.is_none()
+                && let ActivityCloseTimeouts::StartToClose(limit) = opts.close_timeouts
+            {
+                opts.close_timeouts = ActivityCloseTimeouts::StartToClose(limit.min(HOST_STEP));
+            }
         }
         opts
     }
