@@ -5,6 +5,7 @@
 use std::any::Any;
 use std::time::Instant;
 
+use temporalio_sdk::activities::ActivityError;
 use temporalio_sdk::interceptors::{
     ActivityInboundInterceptor, ExecuteActivityInput, ExecuteActivityOutput, Next,
 };
@@ -37,6 +38,7 @@ impl ActivityInboundInterceptor for ActivitySpans {
                 let ms = started.elapsed().as_millis() as u64;
                 match &result {
                     Ok(_) => tracing::info!(ms, "step finished"),
+                    Err(ActivityError::Cancelled { .. }) => tracing::info!(ms, "step cancelled"),
                     Err(err) => tracing::warn!(ms, error = ?err, "step failed"),
                 }
                 result
