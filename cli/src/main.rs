@@ -122,7 +122,8 @@ enum Commands {
     },
     /// Report what this host supports for the sandbox; fails if tasks could not run here
     Doctor,
-    /// Measure Errand on this machine (e.g. `bench sandbox`) and record it in BENCHMARKS.md
+    /// Measure Errand against its physical floors (`bench`, `bench --quick`, `bench sandbox`)
+    /// and record the figures in BENCHMARKS.md
     Bench(bench::BenchArgs),
     /// The in-sandbox shim (Landlock, egress bridge): run by the sandbox, never by hand
     #[command(hide = true)]

@@ -53,7 +53,12 @@ impl Stack {
         std::fs::write(playbooks.join("investigate-crash.yaml"), INVESTIGATE_CRASH)?;
         let data_dir = data_dir.canonicalize()?;
         let port = free_port()?;
-        let exe = std::env::current_exe().context("cannot find this binary")?;
+        // This very build, even when target/debug/errand was rebuilt under a running bench
+        // (its path then reads "... (deleted)").
+        let exe = match Path::new("/proc/self/exe").exists() {
+            true => PathBuf::from("/proc/self/exe"),
+            false => std::env::current_exe().context("cannot find this binary")?,
+        };
         let log = std::fs::File::create(data_dir.join("errand.log"))?;
         let mut command = Command::new(exe);
         command
