@@ -5,6 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime};
 use serde::{Deserialize, Serialize};
 
 use crate::cost::MicroDollars;
@@ -26,83 +27,23 @@ pub enum BudgetError {
     SprintDays(u32),
 }
 
-/// A calendar date (proleptic Gregorian, UTC), written `YYYY-MM-DD`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Date {
-    pub year: i32,
-    pub month: u8,
-    pub day: u8,
+/// A calendar date written exactly `YYYY-MM-DD`. chrono's `%Y`/`%m` alone would also take
+/// `26-1-1` or a signed year, so the shape is checked before chrono checks the calendar.
+fn parse_date(text: &str) -> Result<NaiveDate, BudgetError> {
+    let shaped = text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    shaped
+        .then(|| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
+        .flatten()
+        .ok_or_else(|| BudgetError::Date(text.to_string()))
 }
 
-impl Date {
-    /// Days since 1970-01-01 (negative before it); Howard Hinnant's `days_from_civil`.
-    pub fn days_since_epoch(self) -> i64 {
-        let (m, d) = (i64::from(self.month), i64::from(self.day));
-        let y = i64::from(self.year) - i64::from(m <= 2);
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        era * 146_097 + doe - 719_468
-    }
-
-    /// The date `days` after 1970-01-01; the inverse of [`Date::days_since_epoch`].
-    pub fn from_days_since_epoch(days: i64) -> Date {
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-        let year = (yoe + era * 400 + i64::from(month <= 2)) as i32;
-        Date { year, month, day }
-    }
-
-    fn days_in_month(year: i32, month: u8) -> u8 {
-        match month {
-            4 | 6 | 9 | 11 => 30,
-            2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-            2 => 28,
-            _ => 31,
-        }
-    }
-}
-
-impl fmt::Display for Date {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
-    }
-}
-
-impl FromStr for Date {
-    type Err = BudgetError;
-    fn from_str(text: &str) -> Result<Date, BudgetError> {
-        let bad = || BudgetError::Date(text.to_string());
-        let mut parts = text.split('-');
-        let (Some(y), Some(m), Some(d), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(bad());
-        };
-        if y.len() != 4 || m.len() != 2 || d.len() != 2 {
-            return Err(bad());
-        }
-        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-        if !(digits(y) && digits(m) && digits(d)) {
-            return Err(bad());
-        }
-        let (year, month, day): (i32, u8, u8) = (
-            y.parse().map_err(|_| bad())?,
-            m.parse().map_err(|_| bad())?,
-            d.parse().map_err(|_| bad())?,
-        );
-        if !(1..=12).contains(&month) || day == 0 || day > Date::days_in_month(year, month) {
-            return Err(bad());
-        }
-        Ok(Date { year, month, day })
-    }
+/// Seconds since the epoch of the date's midnight, UTC.
+fn midnight(date: NaiveDate) -> i64 {
+    date.and_time(NaiveTime::MIN).and_utc().timestamp()
 }
 
 /// How often a period budget starts afresh. Written `day`, `week` (Monday to Sunday), `month`,
@@ -113,7 +54,7 @@ pub enum Period {
     Day,
     Week,
     Month,
-    Sprint { start: Date, days: u32 },
+    Sprint { start: NaiveDate, days: u32 },
 }
 
 /// A half-open range of instants `[from, to)`, in seconds since the Unix epoch (UTC).
@@ -130,44 +71,34 @@ impl Window {
 }
 
 impl Period {
-    /// The window of this period that contains `instant` (seconds since the epoch, UTC).
+    /// The window of this period that contains `instant` (seconds since the epoch, UTC). An
+    /// instant past the dates chrono can name (about 262,000 years either side of year 0)
+    /// gets the window of the first or last such date.
     pub fn window(&self, instant: i64) -> Window {
-        let day = instant.div_euclid(SECS_PER_DAY);
-        let (first, end) = match *self {
-            Period::Day => (day, day + 1),
-            Period::Week => {
-                // 1970-01-01 was a Thursday: +3 makes Monday 0.
-                let monday = day - (day + 3).rem_euclid(7);
-                (monday, monday + 7)
-            }
-            Period::Month => {
-                let date = Date::from_days_since_epoch(day);
-                let first = Date { day: 1, ..date };
-                let next = if date.month == 12 {
-                    Date {
-                        year: date.year + 1,
-                        month: 1,
-                        day: 1,
-                    }
-                } else {
-                    Date {
-                        month: date.month + 1,
-                        ..first
-                    }
-                };
-                (first.days_since_epoch(), next.days_since_epoch())
-            }
+        let today = match DateTime::from_timestamp(instant, 0) {
+            Some(at) => at.date_naive(),
+            None if instant < 0 => NaiveDate::MIN,
+            None => NaiveDate::MAX,
+        };
+        // Days from the window's first day to today, and the window's length in days.
+        let (into, len) = match *self {
+            Period::Day => (0, 1),
+            Period::Week => (i64::from(today.weekday().num_days_from_monday()), 7),
+            Period::Month => (
+                i64::from(today.day0()),
+                i64::from(today.num_days_in_month()),
+            ),
             Period::Sprint { start, days } => {
                 // Parsing keeps days at least 1; the max keeps a corrupt value from dividing by 0.
                 let len = i64::from(days.max(1));
-                let origin = start.days_since_epoch();
-                let first = origin + (day - origin).div_euclid(len) * len;
-                (first, first + len)
+                let since_start = today.signed_duration_since(start).num_days();
+                (since_start.rem_euclid(len), len)
             }
         };
+        let from = midnight(today) - into * SECS_PER_DAY;
         Window {
-            from: first * SECS_PER_DAY,
-            to: end * SECS_PER_DAY,
+            from,
+            to: from + len * SECS_PER_DAY,
         }
     }
 }
@@ -195,7 +126,7 @@ impl FromStr for Period {
         let bad = || BudgetError::Period(text.to_string());
         let rest = text.strip_prefix("sprint:").ok_or_else(bad)?;
         let (start, days) = rest.split_once(':').ok_or_else(bad)?;
-        let start: Date = start.parse()?;
+        let start = parse_date(start)?;
         let days: u32 = days.parse().map_err(|_| bad())?;
         if days == 0 || days > MAX_SPRINT_DAYS {
             return Err(BudgetError::SprintDays(days));
@@ -236,8 +167,14 @@ pub struct Budget {
 /// Which limit of a budget is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exhausted {
-    Dollars { limit: MicroDollars, spent: MicroDollars },
-    Tokens { limit: u64, spent: u64 },
+    Dollars {
+        limit: MicroDollars,
+        spent: MicroDollars,
+    },
+    Tokens {
+        limit: u64,
+        spent: u64,
+    },
 }
 
 impl fmt::Display for Exhausted {
@@ -332,44 +269,64 @@ pub fn median_and_p90(amounts: &[MicroDollars]) -> Option<(MicroDollars, MicroDo
 mod tests {
     use super::*;
 
-    fn date(text: &str) -> Date {
-        text.parse().unwrap()
+    fn date(text: &str) -> NaiveDate {
+        parse_date(text).unwrap()
     }
 
     /// Seconds since the epoch of a date at a time of day.
-    fn at(day: &str, hh: i64, mm: i64) -> i64 {
-        date(day).days_since_epoch() * SECS_PER_DAY + hh * 3600 + mm * 60
+    fn at(day: &str, hh: u32, mm: u32) -> i64 {
+        date(day)
+            .and_hms_opt(hh, mm, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp()
     }
 
     fn window(period: &str, instant: i64) -> (String, String) {
         let w = period.parse::<Period>().unwrap().window(instant);
         assert!(w.contains(instant), "{period}: {w:?} misses {instant}");
         let show = |secs: i64| {
-            assert_eq!(secs.rem_euclid(SECS_PER_DAY), 0, "windows start at midnight");
-            Date::from_days_since_epoch(secs.div_euclid(SECS_PER_DAY)).to_string()
+            assert_eq!(
+                secs.rem_euclid(SECS_PER_DAY),
+                0,
+                "windows start at midnight"
+            );
+            DateTime::from_timestamp(secs, 0)
+                .unwrap()
+                .date_naive()
+                .to_string()
         };
         (show(w.from), show(w.to))
     }
 
     #[test]
-    fn dates_round_trip_through_days() {
-        assert_eq!(date("1970-01-01").days_since_epoch(), 0);
-        assert_eq!(date("2000-03-01").days_since_epoch(), 11_017);
-        assert_eq!(date("1969-12-31").days_since_epoch(), -1);
-        // Every 997th day from 0001-01-01 to 9999-12-31 (the years `YYYY` can write).
-        for days in (-719_162..=2_932_896).step_by(997) {
-            let d = Date::from_days_since_epoch(days);
-            assert_eq!(d.days_since_epoch(), days, "{d}");
-            assert_eq!(d.to_string().parse::<Date>().unwrap(), d);
+    fn dates_parse_only_as_yyyy_mm_dd() {
+        assert_eq!(midnight(date("1970-01-01")), 0);
+        assert_eq!(midnight(date("2000-03-01")), 11_017 * SECS_PER_DAY);
+        assert_eq!(midnight(date("1969-12-31")), -SECS_PER_DAY);
+        // Every 997th day from 0001-01-01 to 9999-12-31 (the years `YYYY` can write) prints
+        // in the form that parses back.
+        let first = date("0001-01-01");
+        for days in (0..=3_652_058).step_by(997) {
+            let d = first + chrono::Days::new(days);
+            assert_eq!(parse_date(&d.to_string()), Ok(d), "{d}");
         }
-        for bad in ["2026-02-29", "2026-13-01", "2026-1-01", "26-01-01", "2026-01-00", "x"] {
-            assert_eq!(
-                bad.parse::<Date>(),
-                Err(BudgetError::Date(bad.into())),
-                "{bad}"
-            );
+        for bad in [
+            "2026-02-29",
+            "2026-13-01",
+            "2026-1-01",
+            "26-01-01",
+            "2026-01-00",
+            "x",
+            "+2026-01-01",
+            " 2026-01-01",
+            "2026-01-01 ",
+            "2026/01/01",
+            "",
+        ] {
+            assert_eq!(parse_date(bad), Err(BudgetError::Date(bad.into())), "{bad}");
         }
-        assert!("2024-02-29".parse::<Date>().is_ok());
+        assert!(parse_date("2024-02-29").is_ok());
     }
 
     #[test]
@@ -418,6 +375,13 @@ mod tests {
             window("day", -1),
             ("1969-12-31".into(), "1970-01-01".into())
         );
+        // Instants past chrono's calendar take its first or last day's window, without panics.
+        for instant in [i64::MIN, i64::MAX] {
+            for period in [Period::Day, Period::Week, Period::Month] {
+                let w = period.window(instant);
+                assert!(w.from < w.to, "{period} at {instant}: {w:?}");
+            }
+        }
     }
 
     #[test]
@@ -520,7 +484,11 @@ mod tests {
         assert_eq!(m(&[1, 2]), Some((2, 2)), "the mean of 1 and 2 rounds up");
         assert_eq!(m(&[10, 1, 4]), Some((4, 10)));
         let ten: Vec<i64> = (1..=10).rev().collect();
-        assert_eq!(m(&ten), Some((6, 9)), "median of 5 and 6 rounds up; p90 is the 9th");
+        assert_eq!(
+            m(&ten),
+            Some((6, 9)),
+            "median of 5 and 6 rounds up; p90 is the 9th"
+        );
         let hundred: Vec<i64> = (1..=100).collect();
         assert_eq!(m(&hundred), Some((51, 90)));
     }

@@ -4,7 +4,8 @@
 use std::fmt::Write;
 
 use crate::contracts::{
-    AgentExit, AgentRun, ChangeStatus, CheckResult, DiffSummary, NetworkDecision, RedGreenProof,
+    AgentExit, AgentReport, AgentRun, ChangeStatus, CheckResult, DiffSummary, NetworkDecision,
+    RedGreenProof,
 };
 use crate::cost::MicroDollars;
 use crate::policy::Finding;
@@ -14,6 +15,12 @@ use crate::task::{TaskSpec, TaskStatus};
 
 /// A report lists at most this many changed files per round.
 const MAX_LISTED_FILES: usize = 30;
+/// A round shows at most this many lines of the agent's own summary, and this many bytes.
+const MAX_SUMMARY_LINES: usize = 12;
+const MAX_SUMMARY_BYTES: usize = 1500;
+/// The models an agent named, and the length of anything it names, as the report shows them.
+const MAX_REPORTED_MODELS: usize = 5;
+const MAX_REPORTED_NAME_CHARS: usize = 80;
 
 /// One round as the workflow saw it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -122,6 +129,9 @@ fn render_round(out: &mut String, r: &RoundSummary) {
         "Agent {agent} after {:.1}s.\n",
         r.agent.duration_ms as f64 / 1000.0
     );
+    if let Some(reported) = &r.agent.reported {
+        render_reported_summary(out, reported);
+    }
     if let Some(diff) = &r.diff {
         render_diff(out, diff);
     }
@@ -154,6 +164,9 @@ fn render_round(out: &mut String, r: &RoundSummary) {
             cost.micro_dollars, cost.tokens
         );
     }
+    if let Some(reported) = &r.agent.reported {
+        render_reported_usage(out, reported);
+    }
     if let Some(refusal) = &r.agent.budget_refusal {
         let _ = writeln!(
             out,
@@ -171,6 +184,81 @@ fn render_round(out: &mut String, r: &RoundSummary) {
             let _ = writeln!(out, "- {line}");
         }
     }
+}
+
+/// The agent's own closing summary, its first lines in a fence (untrusted text: it must not
+/// render as markdown, mention anyone or close the fence).
+fn render_reported_summary(out: &mut String, reported: &AgentReport) {
+    let Some(summary) = reported.summary.as_deref().map(str::trim) else {
+        return;
+    };
+    if summary.is_empty() {
+        return;
+    }
+    let (shown, cut) = first_lines(summary, MAX_SUMMARY_LINES, MAX_SUMMARY_BYTES);
+    let _ = writeln!(
+        out,
+        "Summary reported by the agent{}:\n",
+        if cut { " (first lines)" } else { "" }
+    );
+    let _ = writeln!(out, "{}\n", fenced(&shown));
+}
+
+/// The agent's own account of usage and cost, labelled as such: the ledger's figures are the
+/// ones that count, and these are never added to them.
+fn render_reported_usage(out: &mut String, reported: &AgentReport) {
+    let mut facts = Vec::new();
+    let usage = reported.usage;
+    // Untrusted numbers: added without overflow.
+    let total = usage
+        .input_tokens
+        .saturating_add(usage.output_tokens)
+        .saturating_add(usage.cache_read_tokens)
+        .saturating_add(usage.cache_write_tokens);
+    if total > 0 || reported.calls > 0 {
+        let mut parts = vec![
+            format!("{} in", usage.input_tokens),
+            format!("{} out", usage.output_tokens),
+        ];
+        if usage.cache_read_tokens > 0 {
+            parts.push(format!("{} cache read", usage.cache_read_tokens));
+        }
+        if usage.cache_write_tokens > 0 {
+            parts.push(format!("{} cache write", usage.cache_write_tokens));
+        }
+        facts.push(format!(
+            "{total} tokens ({}) over {} call(s)",
+            parts.join(", "),
+            reported.calls
+        ));
+    }
+    if let Some(cost) = reported.cost {
+        facts.push(cost.to_string());
+    }
+    if !reported.models.is_empty() {
+        let mut models: Vec<String> = reported
+            .models
+            .iter()
+            .take(MAX_REPORTED_MODELS)
+            .map(|m| inline_code(m))
+            .collect();
+        let more = reported.models.len().saturating_sub(MAX_REPORTED_MODELS);
+        if more > 0 {
+            models.push(format!("{more} more"));
+        }
+        facts.push(format!("model(s) {}", models.join(", ")));
+    }
+    if let Some(stopped) = &reported.stopped {
+        facts.push(format!("stopped: {}", inline_code(stopped)));
+    }
+    if facts.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nReported by the agent (its own account, not the ledger's): {}.",
+        facts.join("; ")
+    );
 }
 
 /// The task's cost as the ledger had it after the last agent run, against its budget. Check
@@ -279,6 +367,52 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("")
 }
 
+/// The first `max_lines` lines of `text` within `max_bytes` (cut at a character boundary), and
+/// whether anything was left out.
+fn first_lines(text: &str, max_lines: usize, max_bytes: usize) -> (String, bool) {
+    let mut shown = String::new();
+    for (n, line) in text.lines().enumerate() {
+        if n == max_lines {
+            return (shown, true);
+        }
+        let room = max_bytes.saturating_sub(shown.len() + usize::from(n > 0));
+        if line.len() > room {
+            let mut end = room;
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            if n > 0 {
+                shown.push('\n');
+            }
+            shown.push_str(&line[..end]);
+            return (shown, true);
+        }
+        if n > 0 {
+            shown.push('\n');
+        }
+        shown.push_str(line);
+    }
+    (shown, false)
+}
+
+/// `text` in a fenced code block whose fence is longer than any run of backticks in it.
+fn fenced(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
+    format!("{fence}\n{text}\n{fence}")
+}
+
+/// A short untrusted name (a model, a stop reason) as inline code: its first line, bounded,
+/// with backticks replaced so that it cannot leave the span.
+fn inline_code(text: &str) -> String {
+    let name: String = first_line(text.trim())
+        .chars()
+        .take(MAX_REPORTED_NAME_CHARS)
+        .map(|c| if c == '`' { '\'' } else { c })
+        .collect();
+    format!("`{name}`")
+}
+
 fn indent(text: &str) -> String {
     text.lines()
         .map(|l| format!("  {l}"))
@@ -290,7 +424,7 @@ fn indent(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::contracts::{FileChange, RedGreenRun};
-    use crate::cost::{BudgetRefusal, RunCost};
+    use crate::cost::{BudgetRefusal, RunCost, Usage};
     use crate::policy::FindingKind;
     use crate::task::AgentSpec;
 
@@ -410,9 +544,96 @@ mod tests {
             text.contains("- spent: $2.000001 and 1500 model tokens over 2 round(s)"),
             "{text}"
         );
-        assert!(text.contains("- round 1: $1.500000 (1200 tokens)"), "{text}");
+        assert!(
+            text.contains("- round 1: $1.500000 (1200 tokens)"),
+            "{text}"
+        );
         let free = report(TaskStatus::Incomplete, &[round(vec![check(0, "")])], None);
-        assert!(!free.contains("## Cost"), "no ledger figures, no section: {free}");
+        assert!(
+            !free.contains("## Cost"),
+            "no ledger figures, no section: {free}"
+        );
+    }
+
+    #[test]
+    fn the_agents_own_account_is_shown_labelled_and_bounded() {
+        let mut r = round(vec![check(0, "")]);
+        r.agent.cost = Some(RunCost {
+            micro_dollars: MicroDollars(250_000),
+            tokens: 900,
+            task_micro_dollars: MicroDollars(250_000),
+            task_tokens: 900,
+        });
+        let summary: String = (1..=40).map(|n| format!("line {n}\n")).collect();
+        r.agent.reported = Some(AgentReport {
+            usage: Usage {
+                input_tokens: 1000,
+                output_tokens: 200,
+                cache_read_tokens: 50,
+                cache_write_tokens: 0,
+            },
+            cost: Some(MicroDollars(123_456)),
+            models: vec!["claude-sonnet-4`x".into()],
+            calls: 3,
+            summary: Some(format!("Fixed it: ```evil```\n@everyone\n{summary}")),
+            stopped: Some("error_max_turns".into()),
+        });
+        let text = report(TaskStatus::AwaitingReview, &[r], None);
+        assert!(
+            text.contains(
+                "Reported by the agent (its own account, not the ledger's): \
+                 1250 tokens (1000 in, 200 out, 50 cache read) over 3 call(s); $0.123456; \
+                 model(s) `claude-sonnet-4'x`; stopped: `error_max_turns`."
+            ),
+            "{text}"
+        );
+        // The ledger's figures stay as they were, not added to the agent's.
+        assert!(
+            text.contains("Cost of the round: $0.250000 (900 model tokens)."),
+            "{text}"
+        );
+        assert!(
+            text.contains("- spent: $0.250000 and 900 model tokens over 1 round(s)"),
+            "{text}"
+        );
+        // The summary: its first lines, fenced longer than any backticks inside.
+        assert!(
+            text.contains(
+                "Summary reported by the agent (first lines):\n\n\
+                 ````\nFixed it: ```evil```\n@everyone\nline 1\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("\nline 10\n````\n"), "{text}");
+        assert!(!text.contains("line 11"), "{text}");
+
+        // A short summary is shown whole; nothing reported, nothing said.
+        let mut short = round(vec![check(0, "")]);
+        short.agent.reported = Some(AgentReport {
+            summary: Some("All green.\n".into()),
+            ..AgentReport::default()
+        });
+        let text = report(TaskStatus::AwaitingReview, &[short], None);
+        assert!(
+            text.contains("Summary reported by the agent:\n\n```\nAll green.\n```\n"),
+            "{text}"
+        );
+        assert!(!text.contains("Reported by the agent"), "{text}");
+        let quiet = report(
+            TaskStatus::AwaitingReview,
+            &[round(vec![check(0, "")])],
+            None,
+        );
+        assert!(!quiet.contains("reported by the agent"), "{quiet}");
+    }
+
+    #[test]
+    fn agent_summaries_are_cut_at_a_character_boundary() {
+        let (shown, cut) = first_lines("ééé\nx", 5, 5);
+        assert_eq!((shown.as_str(), cut), ("éé", true));
+        let (shown, cut) = first_lines("a\nb", 5, 3);
+        assert_eq!((shown.as_str(), cut), ("a\nb", false));
+        assert_eq!(fenced("no ticks"), "```\nno ticks\n```");
     }
 
     #[test]
