@@ -98,11 +98,8 @@ mod tests {
     use crate::task::AgentSpec;
 
     fn input() -> CrashInvestigationInput {
-        let content = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../playbooks/investigate-crash.yaml"
-        ))
-        .unwrap();
+        // Compiled in: workflow code (its tests included) does no IO.
+        let content = include_str!("../../../playbooks/investigate-crash.yaml").to_string();
         CrashInvestigationInput {
             group_id: "crash-svc-0123".into(),
             service: "svc".into(),
