@@ -152,6 +152,7 @@ async fn run_workers(
         mut shared,
         own,
         host,
+        ..
     } = workers;
     let stop_shared = shared.shutdown_handle();
     let stop_own = own.as_ref().map(|w| w.shutdown_handle());
@@ -263,7 +264,10 @@ pub async fn worker(settings: Settings) -> anyhow::Result<()> {
         host.gauges().runs_limit,
     );
     let health = match settings.worker.metrics_listen {
-        Some(addr) => Some(spawn_worker_health(addr, temporal.client.clone(), store, host).await?),
+        Some(addr) => {
+            let gateway = workers.gateway_metrics.clone();
+            Some(spawn_worker_health(addr, temporal.client.clone(), store, host, gateway).await?)
+        }
         None => None,
     };
     let result = run_workers(workers, shutdown_signal(), || {}).await;
@@ -280,6 +284,7 @@ async fn spawn_worker_health(
     client: Client,
     store: Store,
     host: worker::WorkerHost,
+    gateway: Option<activities::gateway::GatewayMetrics>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     use axum::http::StatusCode;
     use axum::routing::get;
@@ -317,7 +322,10 @@ async fn spawn_worker_health(
         .route(
             "/metrics",
             get(move || {
-                let text = worker_metrics(&host);
+                let mut text = worker_metrics(&host);
+                if let Some(gateway) = &gateway {
+                    text.push_str(&gateway.render());
+                }
                 async move {
                     (
                         [("content-type", "text/plain; version=0.0.4; charset=utf-8")],

@@ -54,6 +54,8 @@ pub struct Workers {
     /// Polls `host.queue`: the activities of the workspaces this host provisioned.
     pub own: Option<Worker>,
     pub host: WorkerHost,
+    /// The model gateway's counters, when this worker runs the gateway.
+    pub gateway_metrics: Option<activities::gateway::GatewayMetrics>,
 }
 
 /// Builds a worker; fails closed if the sandbox cannot be set up on this host.
@@ -89,7 +91,9 @@ pub async fn build(
     // One set of activities per queue, sharing the sandbox, the gateway and the host's slots.
     let task_activities = || {
         let activities = TaskActivitiesImpl::new(store.clone(), sandbox.clone(), data.clone())
-            .with_sandbox_rate(SandboxRate(settings.sandbox_micro_dollars_per_second.into()))
+            .with_sandbox_rate(SandboxRate(
+                settings.sandbox_micro_dollars_per_second.into(),
+            ))
             .on_host(host.clone());
         match &gateway {
             Some(gateway) => activities.with_gateway(Arc::clone(gateway)),
@@ -122,5 +126,11 @@ pub async fn build(
         }
         None => None,
     };
-    Ok(Workers { shared, own, host })
+    let gateway_metrics = gateway.as_ref().map(|g| g.metrics().clone());
+    Ok(Workers {
+        shared,
+        own,
+        host,
+        gateway_metrics,
+    })
 }

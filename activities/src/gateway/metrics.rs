@@ -1,7 +1,7 @@
 //! The gateway's Prometheus counters: model calls by model and outcome, refusals by reason,
-//! tokens by model and kind. The worker registers them on the registry it exports.
+//! tokens by model and kind. The worker serves them at its `/metrics` (`worker.metrics_listen`).
 
-use prometheus::{IntCounterVec, Opts, Registry};
+use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
 use workflows::cost::Usage;
 
 /// Cloning shares the counters.
@@ -56,6 +56,16 @@ impl GatewayMetrics {
         Ok(())
     }
 
+    /// The counters in Prometheus's text exposition format.
+    pub fn render(&self) -> String {
+        let registry = Registry::new();
+        let mut text = Vec::new();
+        if self.register(&registry).is_ok() {
+            let _ = TextEncoder::new().encode(&registry.gather(), &mut text);
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    }
+
     pub(super) fn call(&self, model: &str, outcome: &str) {
         self.calls.with_label_values(&[model, outcome]).inc();
     }
@@ -72,6 +82,34 @@ impl GatewayMetrics {
             ("cache_write", usage.cache_write_tokens),
         ] {
             self.tokens.with_label_values(&[model, kind]).inc_by(count);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_counters_render_as_prometheus_text() {
+        let metrics = GatewayMetrics::new();
+        metrics.call("gpt-4.1", "ok");
+        metrics.refusal("task_dollars");
+        metrics.usage(
+            "gpt-4.1",
+            &Usage {
+                input_tokens: 12,
+                output_tokens: 3,
+                ..Usage::default()
+            },
+        );
+        let text = metrics.render();
+        for line in [
+            r#"errand_gateway_calls_total{model="gpt-4.1",outcome="ok"} 1"#,
+            r#"errand_gateway_refusals_total{reason="task_dollars"} 1"#,
+            r#"errand_gateway_tokens_total{kind="input",model="gpt-4.1"} 12"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in\n{text}");
         }
     }
 }
