@@ -1,5 +1,6 @@
 //! Crash groups against real databases: every scenario runs on SQLite and on PostgreSQL.
 
+#[macro_use]
 mod databases;
 
 use store::{CrashGroupFilter, Store};
@@ -9,30 +10,6 @@ use workflows::crash_contracts::{
     RecordedOccurrence,
 };
 use workflows::{AgentSpec, TaskSpec, TaskStatus};
-
-/// Runs each scenario `name(url)` as `sqlite::name` and `postgres::name`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let database = crate::databases::TestDatabase::sqlite();
-                    super::$name(&database.url).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let database = crate::databases::TestDatabase::postgres().await;
-                    super::$name(&database.url).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(
     groups_are_upserted_and_occurrences_kept_once_and_bounded,

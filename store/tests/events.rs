@@ -1,5 +1,6 @@
 //! A task's events against real databases: every scenario runs on SQLite and on PostgreSQL.
 
+#[macro_use]
 mod databases;
 
 use chrono::{Duration, Utc};
@@ -8,30 +9,6 @@ use store::{CheckOutcome, EventKind, Store, StoreError, TaskEvent, TaskEventData
 use workflows::contracts::{CheckResult, FinishRequest, ReviewRecord, ReviewRequest};
 use workflows::task::PlaybookRef;
 use workflows::{AgentSpec, ReviewDecision, ReviewVerdict, TaskSpec, TaskStatus};
-
-/// Runs each scenario `name(url)` as `sqlite::name` and `postgres::name`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let database = crate::databases::TestDatabase::sqlite();
-                    super::$name(&database.url).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let database = crate::databases::TestDatabase::postgres().await;
-                    super::$name(&database.url).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(
     status_changes_append_one_event_each,

@@ -1,6 +1,7 @@
 //! The cost ledger and period budgets against real databases: every scenario runs on SQLite and
 //! on PostgreSQL.
 
+#[macro_use]
 mod databases;
 
 use chrono::{DateTime, Utc};
@@ -13,30 +14,6 @@ use workflows::contracts::FinishRequest;
 use workflows::cost::{BudgetRefusal, MicroDollars, Usage};
 use workflows::task::PlaybookRef;
 use workflows::{AgentSpec, TaskSpec, TaskStatus};
-
-/// Runs each scenario `name(url)` as `sqlite::name` and `postgres::name`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let database = crate::databases::TestDatabase::sqlite();
-                    super::$name(&database.url).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let database = crate::databases::TestDatabase::postgres().await;
-                    super::$name(&database.url).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(
     entries_read_back_with_consistent_totals,

@@ -1,5 +1,6 @@
 //! The store against real databases: every scenario runs on SQLite and on PostgreSQL.
 
+#[macro_use]
 mod databases;
 
 use sea_orm::{ConnectionTrait, Database};
@@ -9,30 +10,6 @@ use workflows::contracts::{
 };
 use workflows::task::PlaybookRef;
 use workflows::{AgentSpec, ReviewDecision, ReviewVerdict, TaskSpec, TaskStatus};
-
-/// Runs each scenario `name(url)` as `sqlite::name` and `postgres::name`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let database = crate::databases::TestDatabase::sqlite();
-                    super::$name(&database.url).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let database = crate::databases::TestDatabase::postgres().await;
-                    super::$name(&database.url).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(
     connect_twice_keeps_the_data,

@@ -1,6 +1,30 @@
 //! Fresh, real databases for each test: a SQLite file in a temporary directory, or a
 //! PostgreSQL database created for the test and dropped after it, so tests run in parallel.
 
+/// Runs each scenario `name(url)` as `sqlite::name` and `postgres::name`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let database = crate::databases::TestDatabase::sqlite();
+                    super::$name(&database.url).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let database = crate::databases::TestDatabase::postgres().await;
+                    super::$name(&database.url).await;
+                }
+            )*
+        }
+    };
+}
+
 use std::time::Duration;
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
