@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, ensure};
+use anyhow::ensure;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tests::{Errand, Remote, agent, errand_bin, example_agent, repo_root};
+use tests::{Errand, Remote, agent, example_agent, repo_root};
 use workflows::crash_investigation::input::DEFAULT_MAX_NEW_PER_WINDOW;
 
 const RUN: Duration = Duration::from_secs(300);
@@ -154,7 +154,7 @@ awk '/<crash-report>/{{q=1}} /<\/crash-report>/{{q=0}} q && /wb_workfn/{{f=1}} E
     let task_id = first["task_id"].as_str().unwrap_or_default().to_string();
     ensure!(task_id == format!("{group_id}-1"), "{first}");
 
-    let task = errand
+    errand
         .wait_for_status(&task_id, "awaiting_review", RUN)
         .await?;
     ensure!(
