@@ -17,4 +17,5 @@ pub mod output;
 pub mod red_green;
 pub mod redact;
 pub mod sandbox;
+pub mod slot_activities;
 pub mod task_activities;

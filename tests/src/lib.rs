@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use temporalio_client::WorkflowHistory;
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
-use workflows::{AgentTaskWorkflow, CrashInvestigationWorkflow, ScheduledTaskWorkflow};
+use workflows::{
+    AgentTaskWorkflow, CrashInvestigationWorkflow, PlaybookSlotsWorkflow, ScheduledTaskWorkflow,
+};
 
 /// A replayer that knows every workflow Errand runs.
 pub fn replayer() -> anyhow::Result<WorkflowReplayer> {
@@ -19,6 +21,7 @@ pub fn replayer() -> anyhow::Result<WorkflowReplayer> {
         .register_workflow::<AgentTaskWorkflow>()?
         .register_workflow::<CrashInvestigationWorkflow>()?
         .register_workflow::<ScheduledTaskWorkflow>()?
+        .register_workflow::<PlaybookSlotsWorkflow>()?
         .build();
     Ok(WorkflowReplayer::new(options)?)
 }

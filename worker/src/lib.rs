@@ -104,7 +104,9 @@ pub async fn build(
         .register_workflow::<AgentTaskWorkflow>()?
         .register_workflow::<CrashInvestigationWorkflow>()?
         .register_workflow::<workflows::ScheduledTaskWorkflow>()?
+        .register_workflow::<workflows::PlaybookSlotsWorkflow>()?
         .register_activities(CrashActivitiesImpl::new(store.clone()))
+        .register_activities(activities::slot_activities::SlotActivitiesImpl::new(client.clone()))
         .register_activities(task_activities())
         .graceful_shutdown_period(settings.graceful_shutdown)
         .activity_inbound_interceptor(ActivitySpans)

@@ -12,6 +12,7 @@ pub mod crash;
 pub mod crash_contracts;
 pub mod crash_investigation;
 pub mod playbook;
+pub mod playbook_slots;
 pub mod policy;
 pub mod report;
 pub mod scheduled_task;
@@ -19,6 +20,7 @@ pub mod task;
 
 pub use agent_task::{AGENT_TASK_WORKFLOW, AgentTaskWorkflow};
 pub use crash_investigation::{CRASH_INVESTIGATION_WORKFLOW, CrashInvestigationWorkflow};
+pub use playbook_slots::{PLAYBOOK_SLOTS_WORKFLOW, PlaybookSlotsWorkflow};
 pub use scheduled_task::{SCHEDULED_TASK_WORKFLOW, ScheduledTaskWorkflow};
 pub use task::{AgentSpec, ReviewDecision, ReviewVerdict, TaskSpec, TaskStatus};
 

@@ -1,5 +1,5 @@
 //! Replays every recorded history in `tests/histories/` (`AgentTask`, `CrashInvestigation`,
-//! `ScheduledTask`) against the current code:
+//! `ScheduledTask`, `PlaybookSlots`) against the current code:
 //! a change that would break running or past tasks fails here (ARCHITECTURE.md, invariant 2).
 //! Record new histories with `ERRAND_RECORD_HISTORIES=1 cargo test -p tests`.
 
@@ -9,7 +9,8 @@ use temporalio_client::WorkflowHistory;
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 use workflows::{
     AGENT_TASK_WORKFLOW, AgentTaskWorkflow, CRASH_INVESTIGATION_WORKFLOW,
-    CrashInvestigationWorkflow, SCHEDULED_TASK_WORKFLOW, ScheduledTaskWorkflow,
+    CrashInvestigationWorkflow, PLAYBOOK_SLOTS_WORKFLOW, PlaybookSlotsWorkflow,
+    SCHEDULED_TASK_WORKFLOW, ScheduledTaskWorkflow,
 };
 
 #[tokio::test]
@@ -36,6 +37,7 @@ async fn recorded_histories_replay_without_nondeterminism() {
         AGENT_TASK_WORKFLOW,
         CRASH_INVESTIGATION_WORKFLOW,
         SCHEDULED_TASK_WORKFLOW,
+        PLAYBOOK_SLOTS_WORKFLOW,
     ] {
         assert!(
             types.iter().any(|t| t == name),
@@ -50,6 +52,8 @@ async fn recorded_histories_replay_without_nondeterminism() {
         .register_workflow::<CrashInvestigationWorkflow>()
         .unwrap()
         .register_workflow::<ScheduledTaskWorkflow>()
+        .unwrap()
+        .register_workflow::<PlaybookSlotsWorkflow>()
         .unwrap()
         .build();
     let replayer = WorkflowReplayer::new(options).unwrap();

@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 use temporalio_common::protos::temporal::api::failure::v1::Failure;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
-    ActivityExecutionError, ApplicationFailure, CancellableFuture, SyncWorkflowContext,
+    ActivityExecutionError, ApplicationFailure, CancellableFuture, SignalWorkflowOptions,
+    SyncWorkflowContext,
     TimerResult, WorkflowCancellationToken, WorkflowContext, WorkflowContextView, WorkflowResult,
     WorkflowTermination, workflows::select,
 };
@@ -30,6 +31,9 @@ use crate::contracts::{
 };
 use crate::budget::Spent;
 use crate::cost::BudgetRefusal;
+use crate::playbook_slots::{
+    PlaybookSlotsWorkflow, SlotActivities, SlotRequest, slots_workflow_id,
+};
 use crate::policy::merge::{self, MergeDecision, MergeFacts};
 use crate::report::{Report, RoundSummary};
 use crate::task::{ReviewDecision, ReviewVerdict, TaskSpec, TaskStatus};
@@ -43,6 +47,9 @@ pub const AGENT_TASK_WORKFLOW: &str = "AgentTask";
 /// The patch that brought playbook enforcement: a diff summary judged by the policy after the
 /// checks, red->green proofs, and the merge policy at the gate.
 pub const ENFORCEMENT_PATCH: &str = "playbook-enforcement";
+
+/// The patch that brought per-playbook concurrency limits (asked only of limited tasks).
+pub const SLOTS_PATCH: &str = "playbook-slots";
 
 /// Who merges when the merge policy allows it without a reviewer.
 pub const AUTO_MERGER: &str = "errand merge policy";
@@ -81,6 +88,8 @@ pub struct AgentTaskWorkflow {
     decision: Option<ReviewDecision>,
     /// The merge policy's decision at the last gate.
     merge: Option<MergeDecision>,
+    /// The playbook's slots workflow granted this task a slot it has not yet released.
+    slot_granted: bool,
 }
 
 #[workflow_methods]
@@ -93,6 +102,7 @@ impl AgentTaskWorkflow {
             round: 0,
             decision: None,
             merge: None,
+            slot_granted: false,
         }
     }
 
@@ -102,11 +112,22 @@ impl AgentTaskWorkflow {
         // Asked first, before any command, so that every history answers it the same way.
         let enforced = ctx.patched(ENFORCEMENT_PATCH);
         let affine = ctx.patched(AFFINITY_PATCH);
+        let slots = spec
+            .policy
+            .max_running
+            .zip(spec.playbook.as_ref())
+            .filter(|_| ctx.patched(SLOTS_PATCH))
+            .map(|(max, playbook)| Slots {
+                playbook: playbook.name.clone(),
+                max_running: max.get(),
+                requested: false,
+            });
         let mut run = Run {
             ctx,
             spec,
             enforced,
             affine,
+            slots,
             relocations: 0,
             rounds: Vec::new(),
             workspace: None,
@@ -130,6 +151,12 @@ impl AgentTaskWorkflow {
             round: self.round,
             merge: self.merge.clone(),
         }
+    }
+
+    /// The playbook's `PlaybookSlots` workflow let this task run.
+    #[signal(name = "slot_granted")]
+    pub fn slot_granted(&mut self, _ctx: &mut SyncWorkflowContext<Self>) {
+        self.slot_granted = true;
     }
 
     #[update_validator(review)]
@@ -164,6 +191,14 @@ impl AgentTaskWorkflow {
             merge: self.merge.clone(),
         }
     }
+}
+
+/// The playbook's concurrency limit as this task sees it.
+struct Slots {
+    playbook: String,
+    max_running: u32,
+    /// A slot was asked for and not given back.
+    requested: bool,
 }
 
 /// How the pipeline ended, before the work is preserved and the ending recorded.
@@ -222,6 +257,8 @@ struct Run<'a> {
     enforced: bool,
     /// Whether this history has the worker-affinity patch.
     affine: bool,
+    /// The playbook's concurrency limit, when it has one (and this history has the patch).
+    slots: Option<Slots>,
     /// How often the task moved to another worker after losing one.
     relocations: u32,
     rounds: Vec<RoundSummary>,
@@ -233,6 +270,7 @@ impl Run<'_> {
     async fn pipeline(&mut self) -> Result<Ending, Stop> {
         let spec = self.spec.clone();
         self.act_short(TaskActivities::admit, spec.clone()).await?;
+        self.take_slot().await?;
         self.set_status(TaskStatus::Provisioning, None).await?;
         self.provision().await?;
 
@@ -243,6 +281,8 @@ impl Run<'_> {
                 s.round
             });
 
+            // A round after review runs again under the playbook's limit.
+            self.take_slot().await?;
             self.set_status(TaskStatus::RunningAgent, None).await?;
             let this_feedback = feedback.take();
             let task_prompt = prompt(&spec, self.enforced, round, self.spent());
@@ -351,6 +391,8 @@ impl Run<'_> {
             )
             .await?;
             self.set_status(TaskStatus::AwaitingReview, None).await?;
+            // Waiting for a reviewer is not running: the next task of the playbook may start.
+            self.release_slot(None).await;
 
             if let Some(MergeDecision::Auto { rule }) = &merge_decision {
                 self.merge(&pushed, AUTO_MERGER).await?;
@@ -424,6 +466,56 @@ impl Run<'_> {
                 }
             }
         }
+    }
+
+    /// Waits for a slot of the playbook's concurrency limit, in order of arrival, unless the
+    /// task holds one or has no limit.
+    async fn take_slot(&mut self) -> Result<(), Stop> {
+        let Some(slots) = self.slots.as_mut() else {
+            return Ok(());
+        };
+        if self.ctx.state(|s| s.slot_granted) {
+            return Ok(());
+        }
+        slots.requested = true;
+        let request = SlotRequest {
+            playbook: slots.playbook.clone(),
+            task_id: self.spec.id.clone(),
+            max_running: slots.max_running,
+        };
+        let waiting = format!(
+            "waiting for a slot: playbook {} runs at most {} task(s) at once",
+            request.playbook, request.max_running
+        );
+        let status = self.ctx.state(|s| s.status);
+        self.set_status(status, Some(waiting)).await?;
+        self.ctx
+            .execute_activity(SlotActivities::request_slot, request, short())
+            .await?;
+        self.ctx
+            .wait_condition(|s| s.slot_granted)
+            .await
+            .map_err(|_| Stop::Cancelled)?;
+        Ok(())
+    }
+
+    /// Gives back the slot this task holds or waits for (a no-op for its slots workflow
+    /// otherwise). Best effort: a lost release is healed when the next grant to this task
+    /// cannot be delivered.
+    async fn release_slot(&mut self, cancellation_token: Option<WorkflowCancellationToken>) {
+        let Some(slots) = self.slots.as_mut().filter(|s| s.requested) else {
+            return;
+        };
+        slots.requested = false;
+        let slots_id = slots_workflow_id(&slots.playbook);
+        self.ctx.state_mut(|s| s.slot_granted = false);
+        let mut options = SignalWorkflowOptions::default();
+        options.cancellation_token = cancellation_token;
+        let _ = self
+            .ctx
+            .external_workflow(slots_id, None)
+            .signal(PlaybookSlotsWorkflow::release, self.spec.id.clone(), options)
+            .await;
     }
 
     /// Waits for a review decision or the review deadline (None).
@@ -517,6 +609,7 @@ impl Run<'_> {
                 }
             }
         }
+        self.release_slot(detached.clone()).await;
         self.ctx.state_mut(|s| s.status = ending.status);
         let report = self.report(ending.status, reason.as_deref());
         let mut finish = FinishRequest {

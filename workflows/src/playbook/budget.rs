@@ -24,6 +24,10 @@ pub struct Budget {
     /// Most model tokens the task may use (carried; enforced by the cost ledger).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens: Option<Positive<u64>>,
+    /// Most tasks of this playbook running at once (provisioning to review); the others wait
+    /// in order of arrival. No limit when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_running: Option<Positive<u32>>,
 }
 
 impl Budget {

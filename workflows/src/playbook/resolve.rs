@@ -89,6 +89,7 @@ impl Playbook {
             retry: self.retry,
             max_dollars: self.budget.dollars,
             max_tokens: self.budget.tokens,
+            max_running: self.budget.max_running,
         };
         Ok(Resolved {
             instructions: fill(&self.procedure),

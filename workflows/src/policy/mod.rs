@@ -45,6 +45,9 @@ pub struct Policy {
     pub max_dollars: Option<Dollars>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<Positive<u64>>,
+    /// Most tasks of the playbook running at once (its `budget.max_running`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_running: Option<Positive<u32>>,
 }
 
 impl Default for Policy {
@@ -62,6 +65,7 @@ impl Default for Policy {
             retry: Retry::default(),
             max_dollars: None,
             max_tokens: None,
+            max_running: None,
         }
     }
 }
