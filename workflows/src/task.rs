@@ -305,6 +305,18 @@ pub struct ReviewDecision {
     pub comment: Option<String>,
 }
 
+/// A message for the task's next round from someone allowed to steer it (a PR comment that
+/// mentions the bot, from a writer of the repository), delivered as the `followup` signal.
+/// Untrusted text: the agent reads it quoted, as data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Followup {
+    pub author: String,
+    pub body: String,
+    /// Where it came from (e.g. `github:o/r#12`), for the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
 /// Why a review decision cannot be taken; checked before anything is written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReviewRejection {

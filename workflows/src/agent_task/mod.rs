@@ -36,10 +36,10 @@ use crate::playbook_slots::{
 };
 use crate::policy::merge::{self, MergeDecision, MergeFacts};
 use crate::report::{Report, RoundSummary};
-use crate::task::{ReviewDecision, ReviewVerdict, TaskSpec, TaskStatus};
+use crate::task::{Followup, ReviewDecision, ReviewVerdict, TaskSpec, TaskStatus};
 pub use affinity::AFFINITY_PATCH;
 use options::{long_running, long_running_with, options, short};
-use prompt::{prompt, round_feedback};
+use prompt::{followup_feedback, prompt, round_feedback};
 
 /// The pinned workflow type name (never derived from the Rust identifier).
 pub const AGENT_TASK_WORKFLOW: &str = "AgentTask";
@@ -50,6 +50,9 @@ pub const ENFORCEMENT_PATCH: &str = "playbook-enforcement";
 
 /// The patch that brought per-playbook concurrency limits (asked only of limited tasks).
 pub const SLOTS_PATCH: &str = "playbook-slots";
+
+/// Follow-ups kept for the next round; older ones beyond this are dropped.
+const MAX_PENDING_FOLLOWUPS: usize = 20;
 
 /// Who merges when the merge policy allows it without a reviewer.
 pub const AUTO_MERGER: &str = "errand merge policy";
@@ -90,6 +93,8 @@ pub struct AgentTaskWorkflow {
     merge: Option<MergeDecision>,
     /// The playbook's slots workflow granted this task a slot it has not yet released.
     slot_granted: bool,
+    /// Follow-up messages not yet given to a round.
+    followups: Vec<Followup>,
 }
 
 #[workflow_methods]
@@ -103,6 +108,7 @@ impl AgentTaskWorkflow {
             decision: None,
             merge: None,
             slot_granted: false,
+            followups: Vec::new(),
         }
     }
 
@@ -157,6 +163,15 @@ impl AgentTaskWorkflow {
     #[signal(name = "slot_granted")]
     pub fn slot_granted(&mut self, _ctx: &mut SyncWorkflowContext<Self>) {
         self.slot_granted = true;
+    }
+
+    /// A message for the next round (a PR comment that mentions the bot, from a writer).
+    #[signal(name = "followup")]
+    pub fn followup(&mut self, _ctx: &mut SyncWorkflowContext<Self>, followup: Followup) {
+        if self.followups.len() >= MAX_PENDING_FOLLOWUPS {
+            self.followups.remove(0);
+        }
+        self.followups.push(followup);
     }
 
     #[update_validator(review)]
@@ -284,7 +299,16 @@ impl Run<'_> {
             // A round after review runs again under the playbook's limit.
             self.take_slot().await?;
             self.set_status(TaskStatus::RunningAgent, None).await?;
-            let this_feedback = feedback.take();
+            // No patch: histories from before the signal never carry a follow-up, so their
+            // rounds read the feedback they always read.
+            let followups = self.ctx.state_mut(|s| std::mem::take(&mut s.followups));
+            let this_feedback = match (feedback.take(), followups.is_empty()) {
+                (feedback, true) => feedback,
+                (None, false) => Some(followup_feedback(&followups)),
+                (Some(feedback), false) => {
+                    Some(format!("{feedback}\n{}", followup_feedback(&followups)))
+                }
+            };
             let task_prompt = prompt(&spec, self.enforced, round, self.spent());
             // Checkpoints are authored as the requester, like every other commit of the task.
             let checkpoint_author = self.affine.then(|| spec.requester.clone());
