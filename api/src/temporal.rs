@@ -9,9 +9,10 @@ use temporalio_client::errors::{
 };
 use temporalio_client::{
     Client, WorkflowCancelOptions, WorkflowExecuteUpdateOptions, WorkflowIdConflictPolicy,
-    WorkflowIdReusePolicy, WorkflowStartOptions,
+    WorkflowIdReusePolicy, WorkflowSignalOptions, WorkflowStartOptions,
 };
 use workflows::agent_task::TaskProgress;
+use workflows::task::Followup;
 use workflows::{AgentTaskWorkflow, ReviewDecision, TASK_QUEUE, TaskSpec};
 
 use crate::error::{ApiError, chain};
@@ -94,6 +95,31 @@ pub async fn review(
                 "the workflow of task {task_id} did not take the decision within {}s; is a worker running?",
                 UPDATE_TIMEOUT.as_secs()
             ),
+        )),
+    }
+}
+
+/// Delivers a follow-up message for the task's next round. The request id (e.g. the GitHub
+/// delivery) makes a repeated delivery a no-op. A closed task takes no follow-ups: false.
+pub async fn followup(
+    client: &Client,
+    task_id: &str,
+    followup: Followup,
+    request_id: &str,
+) -> Result<bool, ApiError> {
+    let handle = client.get_workflow_handle::<AgentTaskWorkflow>(task_id);
+    let options = WorkflowSignalOptions::builder()
+        .request_id(request_id.to_string())
+        .build();
+    match handle
+        .signal(AgentTaskWorkflow::followup, followup, options)
+        .await
+    {
+        Ok(()) => Ok(true),
+        Err(WorkflowInteractionError::NotFound(_)) => Ok(false),
+        Err(err) => Err(unavailable(
+            &format!("cannot deliver a follow-up to task {task_id}"),
+            &err,
         )),
     }
 }

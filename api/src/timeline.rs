@@ -8,6 +8,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use temporalio_common::protos::constants::LOCAL_ACTIVITY_MARKER_NAME;
+use temporalio_common::protos::coresdk::common::extract_local_activity_marker_data;
 use temporalio_common::protos::temporal::api::common::v1::Payloads;
 use temporalio_common::protos::temporal::api::enums::v1::PendingActivityState;
 use temporalio_common::protos::temporal::api::failure::v1::Failure;
@@ -58,6 +60,8 @@ struct Projection {
     /// The round and recorded status so far, for steps whose input does not say.
     round: u32,
     recorded_status: Option<String>,
+    /// When the latest workflow task started (local activities run within it).
+    task_started_at: Option<DateTime<Utc>>,
     status: WorkflowRunStatus,
     started_at: Option<DateTime<Utc>>,
     ended_at: Option<DateTime<Utc>>,
@@ -74,6 +78,7 @@ impl Default for Projection {
             updates: HashMap::new(),
             round: 0,
             recorded_status: None,
+            task_started_at: None,
             status: WorkflowRunStatus::Running,
             started_at: None,
             ended_at: None,
@@ -89,6 +94,7 @@ impl Projection {
         };
         match attributes {
             Attributes::WorkflowExecutionStartedEventAttributes(_) => self.started_at = at,
+            Attributes::WorkflowTaskStartedEventAttributes(_) => self.task_started_at = at,
             Attributes::ActivityTaskScheduledEventAttributes(a) => {
                 let name = a
                     .activity_type
@@ -96,17 +102,37 @@ impl Projection {
                     .map(|t| t.name.clone())
                     .unwrap_or_default();
                 let input = first_payload(a.input.as_ref());
-                if let Some(round) = input.get("round").and_then(Value::as_u64) {
-                    self.round = u32::try_from(round).unwrap_or(u32::MAX);
-                }
-                if name == "record_status" {
-                    self.recorded_status = input["status"].as_str().map(str::to_string);
-                }
-                let summary = summaries::scheduled(&name, &input);
-                let index = self.push(StepKind::Activity, &name, at, summary);
+                let index = self.schedule(&name, input, at);
                 self.by_scheduled_event.insert(event.event_id, index);
                 self.by_activity_id.insert(a.activity_id.clone(), index);
-                self.inputs.insert(index, (name, input));
+            }
+            // A local activity: one marker once it ended, its input kept in the marker; it ran
+            // within the workflow task that started last.
+            Attributes::MarkerRecordedEventAttributes(m)
+                if m.marker_name == LOCAL_ACTIVITY_MARKER_NAME =>
+            {
+                let Some(data) = extract_local_activity_marker_data(&m.details) else {
+                    return;
+                };
+                let input = first_payload(m.details.get("input"));
+                let started = self.task_started_at.or(at);
+                let index = self.schedule(&data.activity_type, input, started);
+                let result = first_payload(m.details.get("result"));
+                let (name, input) = &self.inputs[&index];
+                let summary = summaries::completed(name, input, &result);
+                let step = &mut self.steps[index];
+                step.attempts = data.attempt.max(1);
+                match &m.failure {
+                    Some(failure) => {
+                        step.outcome = StepOutcome::Failed;
+                        step.failure = Some(failure_chain(failure));
+                    }
+                    None => {
+                        step.outcome = StepOutcome::Completed;
+                        step.summary = summary.or(step.summary.take());
+                    }
+                }
+                end(step, at);
             }
             Attributes::ActivityTaskStartedEventAttributes(a) => {
                 if let Some(step) = self.activity(a.scheduled_event_id) {
@@ -264,6 +290,21 @@ impl Projection {
             summary,
         });
         self.steps.len() - 1
+    }
+
+    /// A new activity step, scheduled at `at`: its round and the status it records, if it
+    /// says, carry over to the steps after it.
+    fn schedule(&mut self, name: &str, input: Value, at: Option<DateTime<Utc>>) -> usize {
+        if let Some(round) = input.get("round").and_then(Value::as_u64) {
+            self.round = u32::try_from(round).unwrap_or(u32::MAX);
+        }
+        if name == "record_status" {
+            self.recorded_status = input["status"].as_str().map(str::to_string);
+        }
+        let summary = summaries::scheduled(name, &input);
+        let index = self.push(StepKind::Activity, name, at, summary);
+        self.inputs.insert(index, (name.to_string(), input));
+        index
     }
 
     fn activity(&mut self, scheduled_event_id: i64) -> Option<&mut HistoryStep> {

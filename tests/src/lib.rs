@@ -88,6 +88,36 @@ impl Proc {
     }
 }
 
+/// Workspaces of a root worker are overlay mounts under `<data>/workspaces/`; a task that never
+/// finished keeps its mount. Detach them before the data directory is removed: removing
+/// through a mount fails on the mount point, and the mount would outlive the test.
+fn unmount_workspaces(data_dir: &Path) {
+    for entry in std::fs::read_dir(data_dir.join("workspaces"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        // Not a mount point (a clone, an unprivileged worker): EINVAL, nothing to do.
+        let _ = nix::mount::umount2(&entry.path(), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+impl Drop for Errand {
+    fn drop(&mut self) {
+        self.processes.clear();
+        unmount_workspaces(self.data_dir.path());
+    }
+}
+
+impl Drop for ClusterWorker {
+    fn drop(&mut self) {
+        if let Ok(None) = self.proc.child.try_wait() {
+            self.proc.stop(Duration::from_secs(15));
+        }
+        unmount_workspaces(self.data_dir.path());
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
@@ -346,6 +376,25 @@ impl Errand {
         let body = json!({"decision": decision, "reviewer": reviewer, "comment": comment});
         self.call("POST", &format!("/v1/tasks/{id}/review"), Some(body), None)
             .await
+    }
+
+    /// Waits until the workflow of task `id` has closed (its status is recorded by its last
+    /// activity, just before the workflow completes).
+    pub async fn wait_closed(&self, id: &str) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, history) = self
+                .call("GET", &format!("/v1/tasks/{id}/history"), None, None)
+                .await?;
+            if status == 200 && history["workflow"]["status"] != "running" {
+                return Ok(());
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the workflow of {id} is still running: {status} {history}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Replays the fresh history of workflow `id` (a task, a crash group, a schedule's fire)

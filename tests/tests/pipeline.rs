@@ -55,6 +55,7 @@ async fn fixed_task_is_reviewed_approved_and_merged() -> anyhow::Result<()> {
     // A decision on a finished task is refused.
     let (status, _) = errand.review(&id, "approve", "bob", None).await?;
     assert_eq!(status, 409);
+    errand.wait_closed(&id).await?;
     errand.check_replay(&id, "merged-after-approval").await
 }
 

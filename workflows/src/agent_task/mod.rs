@@ -38,7 +38,7 @@ use crate::policy::merge::{self, MergeDecision, MergeFacts};
 use crate::report::{Report, RoundSummary};
 use crate::task::{Followup, ReviewDecision, ReviewVerdict, TaskSpec, TaskStatus};
 pub use affinity::AFFINITY_PATCH;
-use options::{long_running, long_running_with, options, short};
+use options::{local_short, long_running, long_running_with, options, short};
 use prompt::{followup_feedback, prompt, round_feedback};
 
 /// The pinned workflow type name (never derived from the Rust identifier).
@@ -50,6 +50,11 @@ pub const ENFORCEMENT_PATCH: &str = "playbook-enforcement";
 
 /// The patch that brought per-playbook concurrency limits (asked only of limited tasks).
 pub const SLOTS_PATCH: &str = "playbook-slots";
+
+/// The patch that made the task's store writes (`admit`, `record_status`, `open_review`,
+/// `record_review`) local activities: run by the worker that runs the workflow task, with no
+/// round trip through a task queue, recorded as markers with their input.
+pub const LOCAL_WRITES_PATCH: &str = "local-store-writes";
 
 /// Follow-ups kept for the next round; older ones beyond this are dropped.
 const MAX_PENDING_FOLLOWUPS: usize = 20;
@@ -118,6 +123,7 @@ impl AgentTaskWorkflow {
         // Asked first, before any command, so that every history answers it the same way.
         let enforced = ctx.patched(ENFORCEMENT_PATCH);
         let affine = ctx.patched(AFFINITY_PATCH);
+        let local_writes = ctx.patched(LOCAL_WRITES_PATCH);
         let slots = spec
             .policy
             .max_running
@@ -133,6 +139,7 @@ impl AgentTaskWorkflow {
             spec,
             enforced,
             affine,
+            local_writes,
             slots,
             relocations: 0,
             rounds: Vec::new(),
@@ -272,6 +279,8 @@ struct Run<'a> {
     enforced: bool,
     /// Whether this history has the worker-affinity patch.
     affine: bool,
+    /// Whether this history has the local-store-writes patch.
+    local_writes: bool,
     /// The playbook's concurrency limit, when it has one (and this history has the patch).
     slots: Option<Slots>,
     /// How often the task moved to another worker after losing one.
@@ -708,7 +717,13 @@ impl Run<'_> {
     where
         AD: temporalio_common::ActivityDefinition<Output = ()>,
     {
-        self.ctx.execute_activity(activity, input, short()).await?;
+        if self.local_writes {
+            self.ctx
+                .execute_local_activity(activity, input, local_short())
+                .await?;
+        } else {
+            self.ctx.execute_activity(activity, input, short()).await?;
+        }
         Ok(())
     }
 

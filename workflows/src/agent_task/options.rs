@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use temporalio_sdk::{ActivityCancellationType, ActivityOptions};
+use temporalio_sdk::{ActivityCancellationType, ActivityOptions, LocalActivityOptions};
 use temporalio_workflow::RetryPolicy;
 
 use crate::contracts::BAD_INPUT;
@@ -11,6 +11,16 @@ use crate::playbook::Retry;
 /// Store writes and other quick, idempotent steps: retried patiently.
 pub(super) fn short() -> ActivityOptions {
     options(Duration::from_secs(30), None, 50, &[])
+}
+
+/// `short` as a local activity (store writes under the local-store-writes patch); the input
+/// is kept in the marker, so the task's timeline can say what was written.
+pub(super) fn local_short() -> LocalActivityOptions {
+    LocalActivityOptions::builder()
+        .start_to_close_timeout(Duration::from_secs(30))
+        .retry_policy(retry_policy(50, Duration::from_secs(1), &[]))
+        .include_arguments_in_marker(true)
+        .build()
 }
 
 /// The agent and the checks: heartbeating, cancelled with their whole process tree before the
@@ -54,16 +64,24 @@ fn with_retry(
     initial_interval: Duration,
     non_retryable: &[&str],
 ) -> ActivityOptions {
-    let retry = RetryPolicy::builder()
+    let mut opts = ActivityOptions::with_start_to_close_timeout(start_to_close)
+        .retry_policy(retry_policy(attempts, initial_interval, non_retryable))
+        .build();
+    opts.heartbeat_timeout = heartbeat;
+    opts
+}
+
+/// Exponential backoff from `initial_interval`, doubling up to 30 s (or the initial interval).
+fn retry_policy(
+    attempts: u32,
+    initial_interval: Duration,
+    non_retryable: &[&str],
+) -> RetryPolicy {
+    RetryPolicy::builder()
         .initial_interval(initial_interval)
         .backoff_coefficient(2.0)
         .maximum_interval(Duration::from_secs(30).max(initial_interval))
         .maximum_attempts(attempts)
         .non_retryable_error_types(non_retryable.iter().copied())
-        .build();
-    let mut opts = ActivityOptions::with_start_to_close_timeout(start_to_close)
-        .retry_policy(retry)
-        .build();
-    opts.heartbeat_timeout = heartbeat;
-    opts
+        .build()
 }
