@@ -16,9 +16,20 @@ impl DataDir {
         &self.root
     }
 
-    /// The task's git checkout.
+    /// The task's git checkout (an overlay mount point when it stacks on a base).
     pub fn workspace(&self, task_id: &str) -> PathBuf {
         self.root.join("workspaces").join(task_id)
+    }
+
+    /// Prebuilt base checkouts, per repository and commit (`workspace::base`).
+    pub fn bases(&self) -> PathBuf {
+        self.root.join("bases")
+    }
+
+    /// The task's overlay layers when its workspace is an overlay on a base: `upper/`,
+    /// `work/` and `lower` (the base it stacks on), kept beside, not inside, the workspace.
+    pub fn overlay(&self, task_id: &str) -> PathBuf {
+        self.root.join("overlays").join(task_id)
     }
 
     /// Files of one round: `inputs/` (mounted read-only in the sandbox) and logs.

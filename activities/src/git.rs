@@ -11,7 +11,7 @@ pub use cli::GitError;
 /// The agent's share in every commit it helped write.
 pub const AGENT_TRAILER: &str = "Co-authored-by: errand-agent <agent@errand.invalid>";
 /// Records which `repo` argument a checkout was cloned from, to recognise it on reuse.
-const REPO_CONFIG_KEY: &str = "errand.repo";
+pub(crate) const REPO_CONFIG_KEY: &str = "errand.repo";
 
 /// Clone `repo` (URL or path) into `dest` and check out `branch`: from the remote's `branch`
 /// if it exists (a checkpoint of earlier work), else new at origin/`base`. If `dest` is already
@@ -24,13 +24,7 @@ pub async fn checkout_task(
     branch: &str,
     dest: &Path,
 ) -> Result<String, GitError> {
-    validate_branch("base", base).await?;
-    validate_branch("branch", branch).await?;
-    if base == branch {
-        return Err(GitError::bad_input(format!(
-            "branch {branch:?} must differ from the base branch"
-        )));
-    }
+    validate_task_branches(base, branch).await?;
     if is_checkout_of(repo, dest).await? {
         Git::in_dir(dest)
             .run(&["fetch", "--quiet", "--prune", "origin"])
@@ -38,6 +32,18 @@ pub async fn checkout_task(
     } else {
         clone(repo, dest).await?;
     }
+    switch_to_task_branch(repo, base, branch, dest).await
+}
+
+/// The branch logic of `checkout_task` in a checkout of `repo` whose remote-tracking refs are
+/// current (just fetched, or a new overlay on a base whose origin/`base` was just checked),
+/// with `base` and `branch` already validated.
+pub(crate) async fn switch_to_task_branch(
+    repo: &str,
+    base: &str,
+    branch: &str,
+    dest: &Path,
+) -> Result<String, GitError> {
     let git = Git::in_dir(dest);
     let base_ref = format!("refs/remotes/origin/{base}");
     let Some(_) = git.commit_of(&base_ref).await? else {
@@ -69,8 +75,19 @@ pub async fn checkout_task(
         } else {
             &base_ref
         };
-        git.run(&["switch", "--quiet", "--no-track", "--create", branch, start])
-            .await?;
+        let detached = !git.check(&["symbolic-ref", "--quiet", "HEAD"]).await?;
+        if detached && git.commit_of("HEAD").await? == git.commit_of(start).await? {
+            // A prebuilt base is checked out detached at the start commit: naming the branch
+            // is all a switch would do, without switch's walk of the whole index and tree
+            // (hundreds of milliseconds at 100k files).
+            let refname = format!("refs/heads/{branch}");
+            git.run(&["update-ref", "--no-deref", &refname, "HEAD", ""])
+                .await?;
+            git.run(&["symbolic-ref", "HEAD", &refname]).await?;
+        } else {
+            git.run(&["switch", "--quiet", "--no-track", "--create", branch, start])
+                .await?;
+        }
     }
     git.run(&["merge-base", "HEAD", &base_ref]).await
 }
@@ -338,6 +355,18 @@ fn is_nonempty_dir(path: &Path) -> bool {
     std::fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_some())
 }
 
+/// A task's base and branch: valid branch names, and not the same branch.
+pub(crate) async fn validate_task_branches(base: &str, branch: &str) -> Result<(), GitError> {
+    validate_branch("base", base).await?;
+    validate_branch("branch", branch).await?;
+    if base == branch {
+        return Err(GitError::bad_input(format!(
+            "branch {branch:?} must differ from the base branch"
+        )));
+    }
+    Ok(())
+}
+
 async fn validate_branch(what: &str, name: &str) -> Result<(), GitError> {
     let valid = !name.starts_with('-')
         && Git::anywhere()
@@ -360,4 +389,111 @@ fn validate_identity(name: &str, email: &str) -> Result<(), GitError> {
         )));
     }
     Ok(())
+}
+
+/// Git on the host with an index of its own (`GIT_INDEX_FILE`), so that a commit can be built
+/// while the workspace's worktree and index stay as they are (mid-run checkpoints). Blocking:
+/// call it off the async runtime. The same hygiene as every other call here: hooks and
+/// fsmonitor off, no system or global config, no inherited `GIT_*` variable, argv only.
+#[derive(Debug, Clone)]
+pub(crate) struct IndexGit {
+    dir: PathBuf,
+    index: PathBuf,
+    config: Vec<String>,
+}
+
+impl IndexGit {
+    /// Git in the checkout `dir`, its index at `index` (a host-private path).
+    pub fn new(dir: &Path, index: &Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+            index: index.to_owned(),
+            config: Vec::new(),
+        }
+    }
+
+    /// Sets author and committer for the commands run with this context.
+    pub fn identity(mut self, name: &str, email: &str) -> Result<Self, GitError> {
+        validate_identity(name, email)?;
+        self.config
+            .extend(["-c".into(), format!("user.name={name}")]);
+        self.config
+            .extend(["-c".into(), format!("user.email={email}")]);
+        Ok(self)
+    }
+
+    /// Runs `git args` with `input` on its stdin; it must succeed. Returns stdout as is.
+    pub fn run(&self, args: &[&str], input: Option<&[u8]>) -> Result<Vec<u8>, GitError> {
+        self.run_accepting(args, input, &[0])
+    }
+
+    /// Like `run`, where any exit code in `accepted` counts as success.
+    pub fn run_accepting(
+        &self,
+        args: &[&str],
+        input: Option<&[u8]>,
+        accepted: &[i32],
+    ) -> Result<Vec<u8>, GitError> {
+        let (code, stdout, stderr) = self.output(args, input)?;
+        if code.is_some_and(|code| accepted.contains(&code)) {
+            return Ok(stdout);
+        }
+        Err(cli::failed(
+            args,
+            &cli::Output {
+                code,
+                stdout: String::new(),
+                stderr: String::from_utf8_lossy(&stderr).trim().to_owned(),
+            },
+        ))
+    }
+
+    /// Like `run`, as text without the trailing newline.
+    pub fn text(&self, args: &[&str], input: Option<&[u8]>) -> Result<String, GitError> {
+        let out = self.run(args, input)?;
+        Ok(String::from_utf8_lossy(&out).trim_end().to_owned())
+    }
+
+    fn output(
+        &self,
+        args: &[&str],
+        input: Option<&[u8]>,
+    ) -> Result<(Option<i32>, Vec<u8>, Vec<u8>), GitError> {
+        use std::io::Write;
+        use std::process::Stdio;
+        let spawn_error = |source| GitError::Spawn {
+            args: args.iter().map(|arg| (*arg).to_owned()).collect(),
+            source,
+        };
+        let mut command = cli::command(Some(&self.dir), &self.config, args);
+        command
+            .env("GIT_INDEX_FILE", &self.index)
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().map_err(spawn_error)?;
+        // Written from a thread: git may fill its stdout before it has read all its input.
+        let writer = match (input, child.stdin.take()) {
+            (Some(input), Some(mut stdin)) => {
+                let input = input.to_vec();
+                Some(std::thread::spawn(move || stdin.write_all(&input)))
+            }
+            _ => None,
+        };
+        let output = child.wait_with_output().map_err(spawn_error)?;
+        if let Some(writer) = writer {
+            match writer.join() {
+                Ok(Ok(())) => {}
+                // git may stop reading early when it fails; its exit status tells why.
+                Ok(Err(err)) if err.kind() == std::io::ErrorKind::BrokenPipe => {}
+                Ok(Err(err)) => return Err(spawn_error(err)),
+                Err(_) => return Err(spawn_error(std::io::Error::other("stdin writer panicked"))),
+            }
+        }
+        Ok((output.status.code(), output.stdout, output.stderr))
+    }
 }

@@ -17,8 +17,8 @@ const WAIT_HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
 pub struct WorkerHost {
     /// The task queue only this worker polls; None: the worker has none (`errand up`).
     pub queue: Option<String>,
-    /// Work in progress of a round that ran at least this long is pushed when it ends; None:
-    /// only on drain.
+    /// While an agent runs, its work in progress is pushed this often (and at the end of a run
+    /// that took at least this long); None: only on drain.
     pub checkpoint_interval: Option<Duration>,
     max_runs: usize,
     runs: Arc<Semaphore>,

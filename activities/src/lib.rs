@@ -19,3 +19,4 @@ pub mod redact;
 pub mod sandbox;
 pub mod slot_activities;
 pub mod task_activities;
+pub mod workspace;

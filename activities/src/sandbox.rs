@@ -22,6 +22,7 @@ mod resolve;
 mod running;
 pub mod seccomp;
 pub mod shim;
+pub mod snapshot;
 mod staging;
 pub mod support;
 
@@ -50,6 +51,7 @@ pub use profile::{
 };
 pub use running::{Exit, Outcome, Progress, ProgressHandle, RunningCommand};
 pub use shim::Shim;
+pub use snapshot::LiveWorkspace;
 pub use staging::STAGE_ROOT;
 
 /// The log file keeps the first this many bytes of output; the rest is drained and dropped.

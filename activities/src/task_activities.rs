@@ -23,6 +23,7 @@ use crate::gateway::{GatewayHandle, RunAccess};
 use crate::git::{self, GitError};
 use crate::sandbox::egress::EgressPolicy;
 use crate::sandbox::{Exit, INPUTS_MOUNT, Limits, Outcome, RunningCommand, Sandbox, SandboxSpec};
+use crate::workspace::{Kind, Workspaces};
 use store::Store;
 
 /// How often a running agent or check reports progress (well inside the 10s heartbeat timeout).
@@ -38,6 +39,8 @@ pub struct TaskActivitiesImpl {
     sandbox_rate: crate::ledger::SandboxRate,
     /// This worker host: its own task queue, sandbox slots, checkpoints, draining.
     host: crate::host::WorkerHost,
+    /// Task workspaces: overlays on prebuilt bases, or clones (shared by both queues).
+    workspaces: Arc<Workspaces>,
 }
 
 impl TaskActivitiesImpl {
@@ -45,11 +48,18 @@ impl TaskActivitiesImpl {
         Self {
             store,
             sandbox,
-            data,
             gateway: None,
             sandbox_rate: crate::ledger::SandboxRate::default(),
             host: crate::host::WorkerHost::default(),
+            workspaces: Arc::new(Workspaces::new(data.clone())),
+            data,
         }
+    }
+
+    /// Provisions through `workspaces` (one per process: it holds the base-building locks).
+    pub fn with_workspaces(mut self, workspaces: Arc<Workspaces>) -> Self {
+        self.workspaces = workspaces;
+        self
     }
 
     /// Runs on `host`: its queue goes back with each workspace, its slots bound the sandboxes.
@@ -104,10 +114,14 @@ impl TaskActivitiesImpl {
     ) -> Result<Workspace, ActivityError> {
         let branch = branch_for(&request.task_id);
         let path = self.data.workspace(&request.task_id);
-        // Heartbeats while cloning, so a worker lost mid-clone is noticed in seconds (the
-        // workflow sets a heartbeat timeout under worker affinity) whatever the repo's size.
-        let base_commit = {
-            let checkout = git::checkout_task(&request.repo, &request.base, &branch, &path);
+        // An overlay on the prebuilt base of the base branch's head (built on first use), or
+        // a clone. Heartbeats meanwhile, so a worker lost mid-build or mid-clone is noticed in
+        // seconds (the workflow sets a heartbeat timeout under worker affinity).
+        let started = std::time::Instant::now();
+        let provisioned = {
+            let checkout =
+                self.workspaces
+                    .provision(&request.repo, &request.base, &branch, &request.task_id);
             tokio::pin!(checkout);
             let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
             loop {
@@ -117,6 +131,13 @@ impl TaskActivitiesImpl {
                 }
             }
         };
+        let overlay = matches!(provisioned.kind, Kind::Overlay { .. });
+        tracing::info!(
+            overlay,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "provisioned the workspace"
+        );
+        let base_commit = provisioned.base_commit;
         Ok(Workspace {
             task_id: request.task_id,
             path: path.display().to_string(),
@@ -175,7 +196,17 @@ impl TaskActivitiesImpl {
             network,
             model_gateway: gateway.as_ref().map(|gateway| gateway.socket().to_owned()),
         };
-        let outcome = self.run_sandboxed(&ctx, &spec).await?;
+        // Every `checkpoint_interval_secs` of the run, its work so far is pushed.
+        let mut mid_run = crate::checkpoint::MidRun::new(&self.host, &request, author_email);
+        let outcome = self
+            .run_sandboxed_with(&ctx, &spec, mid_run.as_mut())
+            .await?;
+        if let Some(mid_run) = mid_run.as_ref().filter(|mid_run| mid_run.taken() > 0) {
+            tracing::info!(
+                task_id = %request.workspace.task_id, round = request.round,
+                checkpoints = mid_run.taken(), "the agent run was checkpointed"
+            );
+        }
         crate::checkpoint::after_run(&self.host, &request, outcome.duration, author_email).await;
         // Revoked before anything else can fail; a refused call ends the task for its budget.
         let budget_refusal = gateway
@@ -433,10 +464,10 @@ impl TaskActivitiesImpl {
     ) -> Result<(), ActivityError> {
         self.store.finish(&request).await?;
         if let Some(ws) = &request.workspace {
-            match tokio::fs::remove_dir_all(&ws.path).await {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-                _ => {}
-            }
+            // Unmounts an overlay workspace before removing it and its layers.
+            self.workspaces
+                .remove(&ws.task_id, std::path::Path::new(&ws.path))
+                .await?;
         }
         Ok(())
     }
@@ -474,6 +505,16 @@ impl TaskActivitiesImpl {
         ctx: &ActivityContext,
         spec: &SandboxSpec,
     ) -> Result<Outcome, ActivityError> {
+        self.run_sandboxed_with(ctx, spec, None).await
+    }
+
+    /// `run_sandboxed`, taking the run's `mid_run` checkpoints beside it when there are any.
+    async fn run_sandboxed_with(
+        &self,
+        ctx: &ActivityContext,
+        spec: &SandboxSpec,
+        mut mid_run: Option<&mut crate::checkpoint::MidRun>,
+    ) -> Result<Outcome, ActivityError> {
         use crate::agent_output::{AgentOutputEvents, redacted_outcome, redacted_progress};
         // At most `[worker] max_concurrent_runs` sandboxes at once on this host.
         let _slot = self.host.run_slot(ctx).await?;
@@ -482,6 +523,9 @@ impl TaskActivitiesImpl {
             .spawn(spec)
             .map_err(|e| ActivityError::from(ApplicationFailure::non_retryable(e)))?;
         let progress = running.progress();
+        if let Some(mid_run) = mid_run.as_deref_mut() {
+            mid_run.attach(running.live_workspace());
+        }
         // An agent's latest line also goes out as an event; nothing leaves unredacted.
         let mut agent_output = AgentOutputEvents::for_spec(spec);
         let wait = running.wait(ctx.cancelled());
@@ -490,6 +534,10 @@ impl TaskActivitiesImpl {
         loop {
             tokio::select! {
                 outcome = &mut wait => {
+                    if let Some(mid_run) = mid_run.as_deref_mut() {
+                        // Nothing else may commit in the workspace while one is under way.
+                        mid_run.settle().await;
+                    }
                     let outcome = outcome?;
                     if let Some(events) = &mut agent_output {
                         // A quick agent ends before a tick: its last line still goes out.
@@ -504,6 +552,7 @@ impl TaskActivitiesImpl {
                     }
                     ctx.record_heartbeat(snapshot).await?;
                 }
+                () = crate::checkpoint::next(mid_run.as_deref_mut()) => {}
             }
         }
     }

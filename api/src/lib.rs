@@ -36,6 +36,7 @@ pub use error::{ApiError, ErrorBody, ErrorDetail};
 /// Readiness of Temporal and the database, shared with the worker's own `/readyz`.
 pub use routes::health::{Readiness, readiness};
 pub use openapi::openapi;
+pub use routes::crashes::{CrashService, CrashSettings};
 
 /// What the handlers share.
 pub struct ApiState {
@@ -54,6 +55,10 @@ pub(crate) type SharedState = Arc<ApiState>;
 /// The whole API: every route, `GET /openapi.json` and `GET /healthz`, with request tracing,
 /// JSON answers for unknown routes and methods, and panics answered as 500.
 pub fn router(state: ApiState) -> axum::Router {
+    let state = Arc::new(state);
+    // The crash intake's writer and outbox sender (which also sends what a previous process
+    // left undelivered).
+    routes::crashes::start_intake(&state);
     let (router, doc) = openapi::routes().split_for_parts();
     router
         .fallback(|| async { ApiError::not_found("no such route") })
@@ -67,20 +72,33 @@ pub fn router(state: ApiState) -> axum::Router {
         .layer(Extension(Arc::new(doc)))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
-        .with_state(Arc::new(state))
+        .with_state(state)
+}
+
+/// The `[crashes]` configuration: where crashes of each service are investigated when
+/// `POST /v1/crashes` names no repository or agent.
+pub fn with_crash_settings(router: axum::Router, settings: CrashSettings) -> axum::Router {
+    router.layer(Extension(Arc::new(settings)))
 }
 
 /// The API as a server runs it: [`router`], with the schedule watcher started (it syncs the
-/// playbooks' schedules first) and GitHub webhooks answered when `[github]` is configured.
+/// playbooks' schedules first), and GitHub webhooks answered and the GitHub reporter started
+/// (`github::reporter`: comments and PRs for tasks started from issues) when `[github]` is
+/// configured.
 pub fn router_with_triggers(state: ApiState, github: Option<github::GithubSettings>) -> axum::Router {
     schedules::watcher::spawn(
         state.client.clone(),
         state.store.clone(),
         state.playbooks_dir.clone(),
     );
+    let store = state.store.clone();
     let router = router(state);
     match github {
-        Some(settings) => router.layer(Extension(Arc::new(settings))),
+        Some(settings) => {
+            let settings = Arc::new(settings);
+            github::reporter::spawn(store, settings.clone());
+            router.layer(Extension(settings))
+        }
         None => router,
     }
 }

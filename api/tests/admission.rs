@@ -1,6 +1,8 @@
 //! Admission rules as tables: each bad request must come back with the right status and name
 //! the field at fault; good ones become the expected `TaskSpec`.
 
+mod support;
+
 use std::collections::BTreeMap;
 
 use api::ApiError;
@@ -187,11 +189,17 @@ fn bad_task_requests_name_the_field() {
             "agent.command[0]",
         ),
         (
-            with("agent", json!({"kind": "builtin", "model": "m", "max_turns": 0})),
+            with(
+                "agent",
+                json!({"kind": "builtin", "model": "m", "max_turns": 0}),
+            ),
             "agent.max_turns",
         ),
         (
-            with("agent", json!({"kind": "claude_code", "program": "/root/claude"})),
+            with(
+                "agent",
+                json!({"kind": "claude_code", "program": "/root/claude"}),
+            ),
             "agent.program",
         ),
         (with("max_rounds", json!(0)), "max_rounds"),
@@ -403,24 +411,6 @@ fn review_rejections_map_to_their_status() {
     assert_eq!(err.message, "task is not awaiting review: it is verifying");
 }
 
-const PLAYBOOK: &str = "\
-name: fix-test
-description: fix a failing test
-outcome: the test passes
-inputs:
-  test:
-    description: the failing test
-procedure: Fix {{test}}.
-agent:
-  kind: command
-  command: [scripted-agent]
-verification:
-  checks: [sh test.sh]
-budget:
-  max_rounds: 4
-  time_per_round_secs: 300
-";
-
 fn run_request(body: serde_json::Value) -> PlaybookRunRequest {
     serde_json::from_value(body).expect("the test body is a PlaybookRunRequest")
 }
@@ -443,7 +433,7 @@ fn a_playbook_run_takes_the_playbook_and_its_pin() {
     let spec = playbook_task_spec(
         "t-3".into(),
         request,
-        resolve(PLAYBOOK, &[("test", "test_add")]),
+        resolve(support::FIX_TEST_PLAYBOOK, &[("test", "test_add")]),
     )
     .unwrap();
     assert_eq!(spec.instructions, "Fix test_add.");
@@ -463,7 +453,7 @@ fn a_playbook_run_takes_the_playbook_and_its_pin() {
         spec.playbook,
         Some(PlaybookRef {
             name: "fix-test".into(),
-            content_hash: workflows::playbook::content_hash(PLAYBOOK)
+            content_hash: workflows::playbook::content_hash(support::FIX_TEST_PLAYBOOK)
         })
     );
 }
@@ -477,7 +467,7 @@ fn a_playbook_run_may_only_lower_the_budget() {
         body[field] = value;
         run_request(body)
     };
-    let resolved = || resolve(PLAYBOOK, &[("test", "t")]);
+    let resolved = || resolve(support::FIX_TEST_PLAYBOOK, &[("test", "t")]);
 
     let lowered =
         playbook_task_spec("t".into(), with_field("max_rounds", json!(2)), resolved()).unwrap();
@@ -521,8 +511,8 @@ fn a_playbook_run_may_only_lower_the_budget() {
 
 #[test]
 fn a_playbook_run_needs_an_agent_from_somewhere() {
-    let without_agent =
-        PLAYBOOK.replace("agent:\n  kind: command\n  command: [scripted-agent]\n", "");
+    let without_agent = support::FIX_TEST_PLAYBOOK
+        .replace("agent:\n  kind: command\n  command: [scripted-agent]\n", "");
     let body = serde_json::json!({"repo": "/srv/app.git", "inputs": {"test": "t"}});
     let err = playbook_task_spec(
         "t".into(),
@@ -550,7 +540,7 @@ fn a_playbook_run_needs_an_agent_from_somewhere() {
     let spec = playbook_task_spec(
         "t".into(),
         run_request(with_agent),
-        resolve(PLAYBOOK, &[("test", "t")]),
+        resolve(support::FIX_TEST_PLAYBOOK, &[("test", "t")]),
     )
     .unwrap();
     assert_eq!(
@@ -564,15 +554,17 @@ fn a_playbook_run_needs_an_agent_from_somewhere() {
 #[test]
 fn playbook_errors_are_422_naming_the_input() {
     use api::admission::playbook_error;
-    let playbook = Playbook::parse("fix-test.yaml", PLAYBOOK).unwrap();
-    let missing = playbook.resolve(PLAYBOOK, &BTreeMap::new()).unwrap_err();
+    let playbook = Playbook::parse("fix-test.yaml", support::FIX_TEST_PLAYBOOK).unwrap();
+    let missing = playbook
+        .resolve(support::FIX_TEST_PLAYBOOK, &BTreeMap::new())
+        .unwrap_err();
     assert_eq!(
         fault(playbook_error(missing)),
         (422, Some("inputs.test".into()))
     );
     let unknown = playbook
         .resolve(
-            PLAYBOOK,
+            support::FIX_TEST_PLAYBOOK,
             &[
                 ("test".to_string(), InputValue::from("t")),
                 ("tset".to_string(), InputValue::from("t")),
@@ -593,7 +585,7 @@ fn playbook_errors_are_422_naming_the_input() {
 #[test]
 fn a_playbook_run_carries_the_policy_and_may_only_lower_its_review_timeout() {
     use serde_json::json;
-    let content = PLAYBOOK.replace("name: fix-test", "name: fix-test\nboundary:\n  max_changed_files: 3\nreview:\n  merge: never\n  timeout_secs: 3600");
+    let content = support::FIX_TEST_PLAYBOOK.replace("name: fix-test", "name: fix-test\nboundary:\n  max_changed_files: 3\nreview:\n  merge: never\n  timeout_secs: 3600");
     let resolved = || resolve(&content, &[("test", "t")]);
     let run = |timeout: Option<u64>| {
         let mut body = json!({"repo": "/srv/app.git", "inputs": {"test": "t"}});
@@ -622,7 +614,7 @@ fn a_playbook_run_carries_the_policy_and_may_only_lower_its_review_timeout() {
 #[test]
 fn typed_inputs_are_checked_at_admission() {
     use api::admission::playbook_error;
-    let content = PLAYBOOK.replace(
+    let content = support::FIX_TEST_PLAYBOOK.replace(
         "    description: the failing test",
         "    description: the failing test\n  runs:\n    type: integer\n    default: 3",
     );

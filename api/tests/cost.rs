@@ -10,8 +10,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use store::{EntryKind, LedgerEntry, Store};
+use temporalio_client::Client;
 use temporalio_client::callback_based::{CallbackBasedGrpcService, GrpcSuccessResponse};
-use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, Url};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use workflows::TaskStatus;
@@ -47,14 +47,7 @@ async fn fake_temporal() -> Client {
             })
         }),
     };
-    let options = ConnectionOptions::new(Url::parse("http://temporal.invalid:7233").unwrap())
-        .service_override(service)
-        .dns_load_balancing(None)
-        .build();
-    let connection = Connection::connect(options)
-        .await
-        .expect("the fake connects");
-    Client::new(connection, ClientOptions::new("errand-test").build()).expect("a client")
+    support::fake_temporal(service).await
 }
 
 struct TestApi {
@@ -174,7 +167,9 @@ fn call(task_id: &str, playbook: Option<&str>, micros: i64) -> LedgerEntry {
 }
 
 fn time(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 fn error(body: &Value) -> (&str, Option<&str>) {
@@ -227,10 +222,18 @@ async fn budgets_round_trip_and_bad_ones_name_the_field() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(error(&body), ("invalid_field", Some("budgets[1].period")));
     let (status, body) = api
-        .send("PUT", "/v1/budgets", Some(json!({"budgets": [{"scope": "global", "period": "day", "euros": 3}]})))
+        .send(
+            "PUT",
+            "/v1/budgets",
+            Some(json!({"budgets": [{"scope": "global", "period": "day", "euros": 3}]})),
+        )
         .await;
     assert_eq!(status, 422, "{body}");
-    assert_eq!(api.get("/v1/budgets").await.1, got, "a refused PUT changes nothing");
+    assert_eq!(
+        api.get("/v1/budgets").await.1,
+        got,
+        "a refused PUT changes nothing"
+    );
 
     let (status, _) = api
         .send("PUT", "/v1/budgets", Some(json!({"budgets": []})))
@@ -245,10 +248,7 @@ async fn admission_refuses_a_task_whose_period_budget_is_spent() {
     let budgets = json!({"budgets": [
         {"scope": "playbook", "playbook": "fix-test", "period": "day", "dollars": 0.00001},
     ]});
-    assert_eq!(
-        api.send("PUT", "/v1/budgets", Some(budgets)).await.0,
-        200
-    );
+    assert_eq!(api.send("PUT", "/v1/budgets", Some(budgets)).await.0, 200);
     let (status, first) = api.run(json!({})).await;
     assert_eq!(status, 201, "nothing spent yet: {first}");
     let id = first["id"].as_str().unwrap().to_string();
@@ -260,7 +260,9 @@ async fn admission_refuses_a_task_whose_period_budget_is_spent() {
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("playbook_period"), "{message}");
     assert!(
-        message.contains("playbook fix-test's day budget is spent: $0.000010 spent of a $0.000010 budget"),
+        message.contains(
+            "playbook fix-test's day budget is spent: $0.000010 spent of a $0.000010 budget"
+        ),
         "{message}"
     );
     assert_eq!(api.tasks().await, 1, "a refused task is not recorded");
@@ -286,15 +288,22 @@ async fn admission_refuses_a_task_whose_period_budget_is_spent() {
     // Spend of another window does not count: yesterday's costs leave today's budget whole.
     let day = json!({"budgets": [{"scope": "global", "period": "day", "dollars": 1}]});
     assert_eq!(api.send("PUT", "/v1/budgets", Some(day)).await.0, 200);
-    api.spend(&id, Some("fix-test"), 5_000_000, Some("2020-01-01T00:00:00Z"))
-        .await;
+    api.spend(
+        &id,
+        Some("fix-test"),
+        5_000_000,
+        Some("2020-01-01T00:00:00Z"),
+    )
+    .await;
     assert_eq!(api.ad_hoc().await.0, 201);
 }
 
 #[tokio::test]
 async fn a_request_may_lower_the_task_budget_never_raise_it() {
     let api = TestApi::start().await;
-    let (status, body) = api.run(json!({"max_dollars": 2.5, "max_tokens": 1000})).await;
+    let (status, body) = api
+        .run(json!({"max_dollars": 2.5, "max_tokens": 1000}))
+        .await;
     assert_eq!(status, 201, "{body}");
     let spec = api
         .store
@@ -353,8 +362,13 @@ async fn cost_reads_per_task_grouped_estimated_and_as_metrics() {
     assert_eq!(status, 201);
     let ad_hoc = body["id"].as_str().unwrap().to_string();
 
-    api.spend(&ids[0], Some("fix-test"), 1_000, Some("2026-11-20T10:00:00Z"))
-        .await;
+    api.spend(
+        &ids[0],
+        Some("fix-test"),
+        1_000,
+        Some("2026-11-20T10:00:00Z"),
+    )
+    .await;
     api.spend(&ids[0], Some("fix-test"), 500, Some("2026-11-21T10:00:00Z"))
         .await;
     let refused = LedgerEntry {
@@ -369,9 +383,15 @@ async fn cost_reads_per_task_grouped_estimated_and_as_metrics() {
         .record_ledger_entry_at(&refused, time("2026-11-21T11:00:00Z"))
         .await
         .unwrap();
-    api.spend(&ids[1], Some("fix-test"), 3_000, Some("2026-11-21T12:00:00Z"))
+    api.spend(
+        &ids[1],
+        Some("fix-test"),
+        3_000,
+        Some("2026-11-21T12:00:00Z"),
+    )
+    .await;
+    api.spend(&ad_hoc, None, 7, Some("2026-11-21T13:00:00Z"))
         .await;
-    api.spend(&ad_hoc, None, 7, Some("2026-11-21T13:00:00Z")).await;
 
     let (status, cost) = api.get(&format!("/v1/tasks/{}/cost", ids[0])).await;
     assert_eq!(status, 200, "{cost}");
@@ -405,7 +425,9 @@ async fn cost_reads_per_task_grouped_estimated_and_as_metrics() {
         vec![("2026-11-20".into(), 1_000), ("2026-11-21".into(), 3_507)]
     );
     assert_eq!(by_day["total"]["micro_dollars"], 4_507);
-    let (_, by_playbook) = api.get(&format!("/v1/cost?group_by=playbook&{range}")).await;
+    let (_, by_playbook) = api
+        .get(&format!("/v1/cost?group_by=playbook&{range}"))
+        .await;
     assert_eq!(by_playbook["groups"][0]["key"], "ad-hoc");
     assert_eq!(by_playbook["groups"][1]["key"], "fix-test");
     assert_eq!(by_playbook["groups"][1]["totals"]["micro_dollars"], 4_500);
@@ -414,7 +436,10 @@ async fn cost_reads_per_task_grouped_estimated_and_as_metrics() {
     let (_, one_day) = api
         .get("/v1/cost?group_by=playbook&from=2026-11-21T00:00:00Z&to=2026-11-21T12:00:00Z")
         .await;
-    assert_eq!(one_day["total"]["micro_dollars"], 500, "[from, to) is half-open");
+    assert_eq!(
+        one_day["total"]["micro_dollars"], 500,
+        "[from, to) is half-open"
+    );
 
     for (query, field) in [
         ("group_by=week", "group_by"),
@@ -434,7 +459,10 @@ async fn cost_reads_per_task_grouped_estimated_and_as_metrics() {
     assert_eq!(estimate["tasks"], 0);
     assert!(estimate.get("median_micro_dollars").is_none(), "{estimate}");
     assert!(
-        estimate["summary"].as_str().unwrap().starts_with("no estimate"),
+        estimate["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("no estimate"),
         "{estimate}"
     );
     for id in &ids[..2] {

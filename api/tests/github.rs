@@ -2,8 +2,10 @@
 //! (tests/fixtures/github), a real store (in-memory SQLite), a fake Temporal that records its
 //! calls, and a fake GitHub API on loopback answering the permission endpoint as GitHub does.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use api::github::GithubSettings;
@@ -15,7 +17,6 @@ use axum::response::IntoResponse;
 use prost::Message;
 use serde_json::{Value, json};
 use temporalio_client::callback_based::{CallbackBasedGrpcService, GrpcSuccessResponse};
-use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, Url};
 use temporalio_common::protos::temporal::api::common::v1::{Payload, Payloads};
 use temporalio_common::protos::temporal::api::enums::v1::UpdateWorkflowExecutionLifecycleStage;
 use temporalio_common::protos::temporal::api::update::v1::{Outcome, outcome};
@@ -67,66 +68,10 @@ async fn permission(
     .into_response()
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let status = std::process::Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@e",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .unwrap();
-    assert!(status.success(), "git {args:?}");
-}
-
-/// A bare remote with a `main` branch, standing in for the repository's GitHub remote.
-fn remote() -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let seed = dir.path().join("seed");
-    std::fs::create_dir(&seed).unwrap();
-    std::fs::write(seed.join("README"), "Hello\n").unwrap();
-    git(&seed, &["init", "-q"]);
-    git(&seed, &["add", "."]);
-    git(&seed, &["commit", "-qm", "seed"]);
-    let bare = dir.path().join("remote.git");
-    git(dir.path(), &["clone", "-q", "--bare", "seed", "remote.git"]);
-    (dir, bare.display().to_string())
-}
-
-/// A playbook that hands the issue to its `issue` input.
+/// A playbook folder with the triage playbook.
 fn playbooks() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let yaml = r#"name: triage
-description: Fix what an issue reports.
-outcome: The issue is resolved.
-inputs:
-  issue:
-    description: The issue, as data.
-procedure: |
-  Resolve the issue quoted between the markers.
-  <issue>
-  {{issue}}
-  </issue>
-agent:
-  kind: command
-  command: ["/bin/true"]
-verification:
-  checks:
-    - "true"
-budget:
-  max_rounds: 2
-  time_per_round_secs: 60
-triggers:
-  github:
-    labels: ["bug"]
-    input: issue
-"#;
-    std::fs::write(dir.path().join("triage.yaml"), yaml).unwrap();
+    std::fs::write(dir.path().join("triage.yaml"), support::TRIAGE_PLAYBOOK).unwrap();
     dir
 }
 
@@ -177,12 +122,7 @@ async fn start() -> TestApi {
             })
         }),
     };
-    let options = ConnectionOptions::new(Url::parse("http://temporal.invalid:7233").unwrap())
-        .service_override(service)
-        .dns_load_balancing(None)
-        .build();
-    let connection = Connection::connect(options).await.unwrap();
-    let client = Client::new(connection, ClientOptions::new("errand-test").build()).unwrap();
+    let client = support::fake_temporal(service).await;
     let store = store::Store::connect("sqlite::memory:").await.unwrap();
 
     let github = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -193,7 +133,8 @@ async fn start() -> TestApi {
     );
     tokio::spawn(async move { axum::serve(github, fake).await.unwrap() });
 
-    let (remote_dir, remote_url) = remote();
+    let remote_dir = tempfile::tempdir().unwrap();
+    let remote_url = support::bare_repo(remote_dir.path());
     let playbooks = playbooks();
     let mut settings = GithubSettings::new(SECRET_ENV);
     settings.api_url = github_url;
@@ -572,4 +513,22 @@ async fn comments_mentioning_the_bot_on_the_task_pr_are_followups() {
     let followups = api.store.followups(&id).await.unwrap();
     assert_eq!(followups.len(), 1);
     assert_eq!(followups[0].author, "maintainer");
+    // Only the writer's comment reached the task's workflow, as its `followup` signal.
+    let signals: Vec<String> = api
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(rpc, _)| rpc == "SignalWorkflowExecution")
+        .map(|(_, bytes)| String::from_utf8_lossy(bytes).into_owned())
+        .collect();
+    assert_eq!(signals.len(), 1, "{signals:?}");
+    for part in [
+        id.as_str(),
+        "followup",
+        "d-f1",
+        "also fix the typo in line 2",
+    ] {
+        assert!(signals[0].contains(part), "{part} in {:?}", signals[0]);
+    }
 }

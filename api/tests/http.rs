@@ -10,9 +10,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
+use temporalio_client::Client;
 use temporalio_client::callback_based::{CallbackBasedGrpcService, GrpcSuccessResponse};
 use temporalio_client::tonic::{Code, Status};
-use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, Url};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use workflows::TaskStatus;
@@ -50,14 +50,7 @@ impl FakeTemporal {
                 })
             }),
         };
-        let options = ConnectionOptions::new(Url::parse("http://temporal.invalid:7233").unwrap())
-            .service_override(service)
-            .dns_load_balancing(None)
-            .build();
-        let connection = Connection::connect(options)
-            .await
-            .expect("the fake connects");
-        Client::new(connection, ClientOptions::new("errand-test").build()).expect("a client")
+        support::fake_temporal(service).await
     }
 
     fn fail(&self, rpc: &str, code: Code, message: &str) {
@@ -89,24 +82,6 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
-const PLAYBOOK: &str = "\
-name: fix-test
-description: fix a failing test
-outcome: the test passes
-inputs:
-  test:
-    description: the failing test
-procedure: Fix {{test}}.
-agent:
-  kind: command
-  command: [scripted-agent]
-verification:
-  checks: [sh test.sh]
-budget:
-  max_rounds: 4
-  time_per_round_secs: 300
-";
-
 /// An API served on a free port, with its store, fake Temporal and a repository to work on.
 struct TestApi {
     addr: std::net::SocketAddr,
@@ -122,10 +97,10 @@ impl TestApi {
         let repo = support::bare_repo(dir.path());
         let playbooks = dir.path().join("playbooks");
         std::fs::create_dir(&playbooks).unwrap();
-        std::fs::write(playbooks.join("fix-test.yaml"), PLAYBOOK).unwrap();
+        std::fs::write(playbooks.join("fix-test.yaml"), support::FIX_TEST_PLAYBOOK).unwrap();
         std::fs::write(playbooks.join("broken.yaml"), "name: [").unwrap();
         std::fs::write(playbooks.join("README.md"), "not a playbook").unwrap();
-        std::fs::write(playbooks.join("Bad_Name.yaml"), PLAYBOOK).unwrap();
+        std::fs::write(playbooks.join("Bad_Name.yaml"), support::FIX_TEST_PLAYBOOK).unwrap();
 
         let temporal = FakeTemporal::default();
         let store = store::Store::connect("sqlite::memory:")
@@ -697,7 +672,7 @@ async fn playbooks_are_listed_read_and_run() {
     assert_eq!(playbook.status, 200, "{}", playbook.json);
     assert_eq!(
         playbook.json["content_hash"],
-        workflows::playbook::content_hash(PLAYBOOK)
+        workflows::playbook::content_hash(support::FIX_TEST_PLAYBOOK)
     );
     assert_eq!(playbook.json["inputs_schema"]["required"], json!(["test"]));
     assert_eq!(
@@ -759,7 +734,7 @@ async fn playbooks_are_listed_read_and_run() {
     assert_eq!(task["requester"], "carol");
     assert_eq!(
         task["playbook"],
-        json!({"name": "fix-test", "content_hash": workflows::playbook::content_hash(PLAYBOOK)})
+        json!({"name": "fix-test", "content_hash": workflows::playbook::content_hash(support::FIX_TEST_PLAYBOOK)})
     );
     assert_eq!(run(body).await.status, 200);
 }

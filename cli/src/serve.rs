@@ -104,6 +104,7 @@ pub async fn spawn_api(
         namespace: settings.temporal.namespace.clone(),
     };
     let app = api::router_with_triggers(state, settings.github.clone());
+    let app = api::with_crash_settings(app, settings.crashes.clone());
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
@@ -135,6 +136,11 @@ pub async fn build_worker(
         max_concurrent_runs: settings.worker.max_concurrent_runs,
         checkpoint_interval: (settings.worker.checkpoint_interval_secs > 0)
             .then(|| Duration::from_secs(settings.worker.checkpoint_interval_secs)),
+        workspaces: worker::WorkspaceSettings {
+            overlay: settings.workspaces.overlay,
+            base_refresh: (settings.workspaces.base_refresh_secs > 0)
+                .then(|| Duration::from_secs(settings.workspaces.base_refresh_secs)),
+        },
     };
     let workers = worker::build(&runtime, temporal.client.clone(), store, &worker_settings).await?;
     Ok((runtime, workers))

@@ -23,15 +23,23 @@ pub struct Settings {
     #[serde(default)]
     pub sandbox: SandboxSection,
     #[serde(default)]
+    pub workspaces: WorkspacesSection,
+    #[serde(default)]
     pub cost: CostSection,
     /// The model gateway (`[gateway]`, with `[gateway.openai]`, `[gateway.anthropic]` and
     /// `[gateway.prices.models."NAME"]`); unset: the worker runs no gateway.
     #[serde(default)]
     pub gateway: Option<worker::GatewaySettings>,
-    /// GitHub webhooks (`[github]`: `webhook_secret_env`, `routes`, `repos`, `api_url`, ...);
-    /// unset: `POST /v1/webhooks/github` answers 404.
+    /// GitHub webhooks and write-back (`[github]`: `webhook_secret_env`, `token_env`, `routes`,
+    /// `repos`, `api_url`, `public_url`, `write_back`, ...); unset: `POST /v1/webhooks/github`
+    /// answers 404 and nothing is written to GitHub.
     #[serde(default)]
     pub github: Option<api::github::GithubSettings>,
+    /// Where crashes of each service are investigated when `POST /v1/crashes` names no
+    /// repository or agent (`[crashes]`: `agent`, and `[[crashes.services]]` with `service`,
+    /// `repo`, optional `base`, `agent`, `playbook`).
+    #[serde(default)]
+    pub crashes: api::CrashSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -64,8 +72,8 @@ pub struct WorkerSection {
     /// Sandboxes (agent and check runs) at once on this host; unset: min(cores, memory GiB / 2).
     #[serde(default)]
     pub max_concurrent_runs: Option<usize>,
-    /// A round that ran at least this long pushes its work in progress to the task branch when
-    /// it ends (0: only when the worker drains).
+    /// While an agent runs, its work in progress is committed and pushed to the task branch
+    /// this often, and when a run that took at least this long ends (0: only on drain).
     pub checkpoint_interval_secs: u64,
     /// Where `errand worker` serves `/healthz`, `/readyz` and `/metrics`; unset: nowhere.
     #[serde(default)]
@@ -90,6 +98,27 @@ pub struct SandboxSection {
     /// true runs them with an uncapped workspace instead (`RLIMIT_FSIZE` still caps each file).
     #[serde(default)]
     pub uncapped_workspace: bool,
+}
+
+/// `[workspaces]`: task workspaces are overlays on a prebuilt base checkout per repository and
+/// base commit (a root worker; otherwise, or when mounting fails, full clones).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkspacesSection {
+    /// false: every workspace is a full clone.
+    pub overlay: bool,
+    /// Seconds between fetches of known repositories that prebuild the base of a moved base
+    /// branch before a task needs it (0: only when a task finds the branch moved).
+    pub base_refresh_secs: u64,
+}
+
+impl Default for WorkspacesSection {
+    fn default() -> Self {
+        Self {
+            overlay: true,
+            base_refresh_secs: 300,
+        }
+    }
 }
 
 /// Values given on the command line; they win over every other layer.
@@ -161,6 +190,10 @@ impl Settings {
         if let Some(listen) = listen {
             settings.listen = listen;
         }
+        settings
+            .crashes
+            .check()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         Ok(settings)
     }
 
@@ -278,6 +311,105 @@ cache_read = 500000
         assert!(Settings::load_with_env(&Overrides::default(), None, negative).is_err());
         let typo = env(&[("ERRAND__COST__SANDBOX_RATE", "1")]);
         assert!(Settings::load_with_env(&Overrides::default(), None, typo).is_err());
+    }
+
+    #[test]
+    fn the_workspaces_section_has_defaults_and_takes_the_environment() {
+        let defaults = Settings::load_with_env(&Overrides::default(), None, env(&[])).unwrap();
+        assert!(defaults.workspaces.overlay);
+        assert_eq!(defaults.workspaces.base_refresh_secs, 300);
+        let vars = env(&[
+            ("ERRAND__WORKSPACES__BASE_REFRESH_SECS", "0"),
+            ("ERRAND__WORKSPACES__OVERLAY", "false"),
+        ]);
+        let s = Settings::load_with_env(&Overrides::default(), None, vars).unwrap();
+        assert_eq!(s.workspaces.base_refresh_secs, 0);
+        assert!(!s.workspaces.overlay);
+    }
+
+    #[test]
+    fn the_crashes_section_maps_services() {
+        let file = std::env::temp_dir().join(format!("errand-crashes-{}.toml", std::process::id()));
+        let flags = Overrides {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        std::fs::write(
+            &file,
+            r#"
+[crashes]
+agent = "/usr/local/bin/agent"
+[[crashes.services]]
+service = "Billing.API"
+repo = "git@example.com:acme/billing.git"
+base = "release"
+[[crashes.services]]
+service = "web"
+repo = "/srv/git/web.git"
+agent = "/usr/local/bin/web-agent"
+playbook = "investigate-web-crash"
+"#,
+        )
+        .unwrap();
+        let s = Settings::load_with_env(&flags, None, env(&[])).unwrap();
+        assert_eq!(s.crashes.agent.as_deref(), Some("/usr/local/bin/agent"));
+        let billing = s.crashes.service("Billing.API").expect("names are kept as written");
+        assert_eq!(billing.repo, "git@example.com:acme/billing.git");
+        assert_eq!(billing.base.as_deref(), Some("release"));
+        assert_eq!(billing.agent, None);
+        let web = s.crashes.service("web").unwrap();
+        assert_eq!(web.playbook.as_deref(), Some("investigate-web-crash"));
+        assert!(s.crashes.service("other").is_none());
+
+        std::fs::write(
+            &file,
+            "[[crashes.services]]\nservice = \"a\"\nrepo = \"r\"\n[[crashes.services]]\nservice = \"a\"\nrepo = \"s\"\n",
+        )
+        .unwrap();
+        let err = Settings::load_with_env(&flags, None, env(&[])).unwrap_err();
+        assert!(format!("{err:#}").contains("mapped twice"), "{err:#}");
+        std::fs::write(&file, "[[crashes.services]]\nservice = \"a\"\nrepos = \"r\"\n").unwrap();
+        let err = Settings::load_with_env(&flags, None, env(&[])).unwrap_err();
+        let _ = std::fs::remove_file(&file);
+        assert!(format!("{err:#}").contains("repos"), "{err:#}");
+        let defaults = Settings::load_with_env(&Overrides::default(), None, env(&[])).unwrap();
+        assert!(defaults.crashes.services.is_empty());
+    }
+
+    #[test]
+    fn the_github_section_configures_the_write_back() {
+        let file = std::env::temp_dir().join(format!("errand-github-{}.toml", std::process::id()));
+        std::fs::write(
+            &file,
+            r#"
+[github]
+webhook_secret_env = "ERRAND_GITHUB_SECRET"
+token_env = "ERRAND_GITHUB_TOKEN"
+public_url = "https://errand.example.com"
+routes = { bug = "triage" }
+"#,
+        )
+        .unwrap();
+        let flags = Overrides {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let s = Settings::load_with_env(&flags, None, env(&[])).unwrap();
+        let github = s.github.expect("github section");
+        assert_eq!(github.public_url.as_deref(), Some("https://errand.example.com"));
+        assert!(github.write_back, "write-back is on by default");
+        assert_eq!(
+            github.task_link("t-1").as_deref(),
+            Some("https://errand.example.com/v1/tasks/t-1")
+        );
+        let off = Settings::load_with_env(
+            &flags,
+            None,
+            env(&[("ERRAND__GITHUB__WRITE_BACK", "false")]),
+        )
+        .unwrap();
+        let _ = std::fs::remove_file(&file);
+        assert!(!off.github.unwrap().write_back);
     }
 
     #[test]

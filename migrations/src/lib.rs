@@ -12,6 +12,8 @@ mod m20261121_000002_task_events;
 mod m20261121_000003_cost_ledger;
 mod m20261121_000004_crash_groups;
 mod m20261121_000005_github_deliveries;
+mod m20261121_000006_github_write_back;
+mod m20261121_000007_crash_outbox;
 
 /// All migrations of the app database, oldest first.
 pub struct Migrator;
@@ -25,6 +27,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000003_cost_ledger::Migration),
             Box::new(m20261121_000004_crash_groups::Migration),
             Box::new(m20261121_000005_github_deliveries::Migration),
+            Box::new(m20261121_000006_github_write_back::Migration),
+            Box::new(m20261121_000007_crash_outbox::Migration),
         ]
     }
 }

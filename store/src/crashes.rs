@@ -1,6 +1,7 @@
 //! Crash groups: what each `CrashInvestigation` workflow recorded (counts, status, its task),
 //! their latest occurrences, the per-service investigation slots of the rate limit, and reads
-//! for the API.
+//! for the API; and the intake's outbox (`crash_outbox`, `crash_intake_groups`): occurrences
+//! taken by `POST /v1/crashes` and not yet delivered to their workflow.
 //!
 //! Writes are idempotent: the group's counts are absolute values, occurrences are numbered
 //! within their group, and a slot is keyed by group and investigation.
@@ -14,8 +15,9 @@ use sea_orm::{
 use workflows::TaskStatus;
 use workflows::crash_contracts::{
     ClaimOutcome, CrashGroup, CrashGroupStatus, CrashGroupUpdate, InvestigationClaim, LinkedTask,
-    RecordedOccurrence,
+    Occurrence, RecordedOccurrence,
 };
+use workflows::crash_investigation::CrashInvestigationInput;
 
 use crate::columns::now;
 use crate::entities::{crash_group, crash_investigation_slot, crash_occurrence, task};
@@ -169,7 +171,9 @@ impl Store {
                 return Ok(ClaimOutcome::Granted);
             }
         }
-        let retry_after_secs = u64::try_from(window_start + window - secs).unwrap_or(1).max(1);
+        let retry_after_secs = u64::try_from(window_start + window - secs)
+            .unwrap_or(1)
+            .max(1);
         Ok(ClaimOutcome::Limited { retry_after_secs })
     }
 
@@ -207,7 +211,10 @@ impl Store {
             .one(&self.db)
             .await
             .map_err(StoreError::query(|| format!("read crash group {key}")))?;
-        Ok(self.with_task_status(row.into_iter().collect()).await?.pop())
+        Ok(self
+            .with_task_status(row.into_iter().collect())
+            .await?
+            .pop())
     }
 
     /// The group's kept occurrences, newest first.
@@ -222,7 +229,9 @@ impl Store {
             .limit(limit)
             .all(&self.db)
             .await
-            .map_err(StoreError::query(|| format!("read occurrences of {group_id}")))?;
+            .map_err(StoreError::query(|| {
+                format!("read occurrences of {group_id}")
+            }))?;
         Ok(rows
             .into_iter()
             .map(|r| RecordedOccurrence {
@@ -249,7 +258,9 @@ impl Store {
                 .filter(task::Column::Id.is_in(task_ids))
                 .all(&self.db)
                 .await
-                .map_err(StoreError::query(|| "read crash investigation tasks".to_string()))?
+                .map_err(StoreError::query(|| {
+                    "read crash investigation tasks".to_string()
+                }))?
         };
         rows.into_iter()
             .map(|row| {
@@ -333,4 +344,284 @@ fn from_millis(ms: i64) -> DateTime<Utc> {
 
 fn json_list(values: &[String]) -> String {
     serde_json::to_string(values).unwrap_or_else(|_| "[]".to_string())
+}
+
+/// The `crash_intake_groups` table: each crash group the intake has seen, with the
+/// `CrashInvestigation` input a signal-with-start of it sends.
+mod intake_group {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "crash_intake_groups")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub group_id: String,
+        #[sea_orm(column_type = "Text")]
+        pub input: String,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The `crash_outbox` table: occurrences taken and not yet delivered to their workflow.
+mod outbox {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "crash_outbox")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub group_id: String,
+        #[sea_orm(column_type = "Text")]
+        pub occurrence: String,
+        pub received_at: DateTimeUtc,
+        pub batch_id: Option<String>,
+        pub lease_owner: Option<String>,
+        pub lease_until_ms: i64,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// One crash taken by the intake: its group, the occurrence, and the group's workflow input
+/// when the group may be new or its input changed (None: the caller knows the group is
+/// stored with this input already).
+#[derive(Debug, Clone)]
+pub struct TakenCrash<'a> {
+    pub group_id: &'a str,
+    pub input: Option<&'a CrashInvestigationInput>,
+    pub occurrence: &'a Occurrence,
+}
+
+/// An occurrence waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxOccurrence {
+    pub id: i64,
+    pub group_id: String,
+    /// Fixed when the row is first sent; a re-send uses it again (Temporal's request id).
+    pub batch_id: Option<String>,
+    pub occurrence: Occurrence,
+}
+
+impl Store {
+    /// Takes crashes durably, all in one transaction (the intake's group commit): each
+    /// occurrence becomes an outbox row, and each group with an input is inserted if absent
+    /// (or its input updated). Answers, per crash, whether it started a new group.
+    pub async fn take_crashes(&self, crashes: &[TakenCrash<'_>]) -> Result<Vec<bool>, StoreError> {
+        use intake_group::Column as I;
+        let action = || format!("take {} crash(es)", crashes.len());
+        let at = now();
+        let txn = self.db.begin().await.map_err(StoreError::query(action))?;
+        let mut seen: Vec<&str> = Vec::new();
+        let mut new = Vec::with_capacity(crashes.len());
+        for crash in crashes {
+            let input = match crash.input {
+                Some(input) if !seen.contains(&crash.group_id) => input,
+                _ => {
+                    new.push(false);
+                    continue;
+                }
+            };
+            seen.push(crash.group_id);
+            let text = serde_json::to_string(input).map_err(|e| StoreError::Corrupt {
+                task_id: crash.group_id.to_string(),
+                field: "crash investigation input",
+                value: e.to_string(),
+            })?;
+            let inserted = intake_group::Entity::insert(intake_group::ActiveModel {
+                group_id: Set(crash.group_id.to_string()),
+                input: Set(text.clone()),
+                created_at: Set(at),
+                updated_at: Set(at),
+            })
+            .on_conflict(OnConflict::column(I::GroupId).do_nothing().to_owned())
+            .exec_without_returning(&txn)
+            .await
+            .map_err(StoreError::query(action))?;
+            if inserted == 0 {
+                intake_group::Entity::update_many()
+                    .col_expr(I::Input, sea_orm::sea_query::Expr::value(text.clone()))
+                    .col_expr(I::UpdatedAt, sea_orm::sea_query::Expr::value(at))
+                    .filter(I::GroupId.eq(crash.group_id))
+                    .filter(I::Input.ne(text.as_str()))
+                    .exec(&txn)
+                    .await
+                    .map_err(StoreError::query(action))?;
+            }
+            new.push(inserted == 1);
+        }
+        let mut rows = Vec::with_capacity(crashes.len());
+        for crash in crashes {
+            let occurrence =
+                serde_json::to_string(crash.occurrence).map_err(|e| StoreError::Corrupt {
+                    task_id: crash.group_id.to_string(),
+                    field: "crash occurrence",
+                    value: e.to_string(),
+                })?;
+            rows.push(outbox::ActiveModel {
+                group_id: Set(crash.group_id.to_string()),
+                occurrence: Set(occurrence),
+                received_at: Set(from_millis(crash.occurrence.received_at_ms)),
+                batch_id: Set(None),
+                lease_owner: Set(None),
+                lease_until_ms: Set(0),
+                ..Default::default()
+            });
+        }
+        // Bounded statements: each row binds 6 values, well inside both backends' limits.
+        for chunk in rows.chunks(500) {
+            outbox::Entity::insert_many(chunk.to_vec())
+                .exec_without_returning(&txn)
+                .await
+                .map_err(StoreError::query(action))?;
+        }
+        txn.commit().await.map_err(StoreError::query(action))?;
+        Ok(new)
+    }
+
+    /// Leases up to `limit` outbox rows that no live lease holds (oldest first) to `owner`
+    /// until `until_ms`, and answers them.
+    pub async fn claim_crash_outbox(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+        limit: u64,
+    ) -> Result<Vec<OutboxOccurrence>, StoreError> {
+        use outbox::Column as O;
+        use sea_orm::sea_query::{Expr, Query};
+        let action = || "claim crash outbox rows".to_string();
+        let free = Query::select()
+            .column(O::Id)
+            .from(outbox::Entity)
+            .and_where(O::LeaseUntilMs.lt(now_ms))
+            .order_by(O::Id, sea_orm::Order::Asc)
+            .limit(limit)
+            .to_owned();
+        outbox::Entity::update_many()
+            .col_expr(O::LeaseOwner, Expr::value(owner))
+            .col_expr(O::LeaseUntilMs, Expr::value(until_ms))
+            .filter(O::Id.in_subquery(free))
+            .filter(O::LeaseUntilMs.lt(now_ms))
+            .exec(&self.db)
+            .await
+            .map_err(StoreError::query(action))?;
+        let rows = outbox::Entity::find()
+            .filter(O::LeaseOwner.eq(owner))
+            .filter(O::LeaseUntilMs.eq(until_ms))
+            .order_by_asc(O::Id)
+            .all(&self.db)
+            .await
+            .map_err(StoreError::query(action))?;
+        rows.into_iter()
+            .map(|row| {
+                let occurrence =
+                    serde_json::from_str(&row.occurrence).map_err(|_| StoreError::Corrupt {
+                        task_id: row.group_id.clone(),
+                        field: "crash outbox occurrence",
+                        value: row.occurrence.clone(),
+                    })?;
+                Ok(OutboxOccurrence {
+                    id: row.id,
+                    group_id: row.group_id,
+                    batch_id: row.batch_id,
+                    occurrence,
+                })
+            })
+            .collect()
+    }
+
+    /// Fixes the batch of outbox rows before they are first sent: `(batch id, row ids)`.
+    pub async fn assign_crash_batches(
+        &self,
+        batches: &[(String, Vec<i64>)],
+    ) -> Result<(), StoreError> {
+        use outbox::Column as O;
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let action = || format!("assign {} crash batch(es)", batches.len());
+        let txn = self.db.begin().await.map_err(StoreError::query(action))?;
+        for (batch, ids) in batches {
+            outbox::Entity::update_many()
+                .col_expr(O::BatchId, sea_orm::sea_query::Expr::value(batch.as_str()))
+                .filter(O::Id.is_in(ids.iter().copied()))
+                .filter(O::BatchId.is_null())
+                .exec(&txn)
+                .await
+                .map_err(StoreError::query(action))?;
+        }
+        txn.commit().await.map_err(StoreError::query(action))
+    }
+
+    /// The workflow input of each of these groups the intake has stored.
+    pub async fn crash_intake_inputs(
+        &self,
+        group_ids: &[String],
+    ) -> Result<Vec<(String, CrashInvestigationInput)>, StoreError> {
+        use intake_group::Column as I;
+        let rows = intake_group::Entity::find()
+            .filter(I::GroupId.is_in(group_ids.iter().map(String::as_str)))
+            .all(&self.db)
+            .await
+            .map_err(StoreError::query(|| "read crash intake groups".to_string()))?;
+        rows.into_iter()
+            .map(|row| {
+                let input = serde_json::from_str(&row.input).map_err(|_| StoreError::Corrupt {
+                    task_id: row.group_id.clone(),
+                    field: "crash investigation input",
+                    value: row.input.clone(),
+                })?;
+                Ok((row.group_id, input))
+            })
+            .collect()
+    }
+
+    /// Deletes delivered outbox rows.
+    pub async fn crash_outbox_delivered(&self, ids: &[i64]) -> Result<(), StoreError> {
+        for chunk in ids.chunks(500) {
+            outbox::Entity::delete_many()
+                .filter(outbox::Column::Id.is_in(chunk.iter().copied()))
+                .exec(&self.db)
+                .await
+                .map_err(StoreError::query(|| {
+                    "delete delivered crash outbox rows".to_string()
+                }))?;
+        }
+        Ok(())
+    }
+
+    /// Gives up the lease of rows that could not be sent, so the next pass takes them again.
+    pub async fn release_crash_outbox(&self, ids: &[i64]) -> Result<(), StoreError> {
+        use outbox::Column as O;
+        for chunk in ids.chunks(500) {
+            outbox::Entity::update_many()
+                .col_expr(
+                    O::LeaseOwner,
+                    sea_orm::sea_query::Expr::value(Option::<String>::None),
+                )
+                .col_expr(O::LeaseUntilMs, sea_orm::sea_query::Expr::value(0i64))
+                .filter(O::Id.is_in(chunk.iter().copied()))
+                .exec(&self.db)
+                .await
+                .map_err(StoreError::query(|| {
+                    "release crash outbox rows".to_string()
+                }))?;
+        }
+        Ok(())
+    }
+
+    /// Occurrences taken and not yet delivered.
+    pub async fn crash_outbox_len(&self) -> Result<u64, StoreError> {
+        use sea_orm::PaginatorTrait;
+        outbox::Entity::find()
+            .count(&self.db)
+            .await
+            .map_err(StoreError::query(|| "count crash outbox rows".to_string()))
+    }
 }

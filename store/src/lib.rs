@@ -23,11 +23,11 @@ mod tasks;
 
 pub use budgets::{BudgetRow, BudgetScope, PeriodBudget, PeriodSpent};
 pub use connect::Store;
-pub use crashes::{CrashGroupFilter, CrashGroupRecord};
+pub use crashes::{CrashGroupFilter, CrashGroupRecord, OutboxOccurrence, TakenCrash};
 pub use error::StoreError;
 pub use events::{CheckOutcome, EventKind, TaskEvent, TaskEventData};
 pub use facts::{SandboxKills, TaskFacts};
-pub use github::Followup;
+pub use github::{Followup, GithubWrite, GithubWriteKind, TaskOrigin};
 pub use ledger::{
     AD_HOC, CostGroup, CostTotals, EntryKind, LedgerEntry, LedgerRow, LedgerSum, SandboxTime,
     SpendScope,

@@ -17,6 +17,7 @@ pub use activities::host::WorkerHost;
 use activities::ledger::{SandboxRate, StoreCostGuard};
 use activities::sandbox::Sandbox;
 use activities::task_activities::TaskActivitiesImpl;
+use activities::workspace::{RefreshLoop, Workspaces};
 use anyhow::Context;
 use store::Store;
 use temporalio_client::Client;
@@ -43,8 +44,29 @@ pub struct WorkerSettings {
     pub own_queue: bool,
     /// Sandboxes run at once on this host (None: `capacity::default_max_runs`).
     pub max_concurrent_runs: Option<usize>,
-    /// A round that ran at least this long pushes its work in progress when it ends.
+    /// How often a running agent's work in progress is pushed (see `WorkerHost`).
     pub checkpoint_interval: Option<Duration>,
+    /// `[workspaces]`: overlays on prebuilt bases, and how often those bases are refreshed.
+    pub workspaces: WorkspaceSettings,
+}
+
+/// Task workspaces (`[workspaces]`; see `activities::workspace`).
+#[derive(Debug, Clone)]
+pub struct WorkspaceSettings {
+    /// Workspaces are overlays on prebuilt bases (as root; else clones); false: always clones.
+    pub overlay: bool,
+    /// How often known repositories are fetched and the bases of moved base branches built
+    /// ahead of the next task (None: only when a task finds the branch moved).
+    pub base_refresh: Option<Duration>,
+}
+
+impl Default for WorkspaceSettings {
+    fn default() -> Self {
+        Self {
+            overlay: true,
+            base_refresh: Some(Duration::from_secs(300)),
+        }
+    }
 }
 
 /// The Temporal workers of one host: the shared queue, its own queue, and what they share.
@@ -56,6 +78,8 @@ pub struct Workers {
     pub host: WorkerHost,
     /// The model gateway's counters, when this worker runs the gateway.
     pub gateway_metrics: Option<activities::gateway::GatewayMetrics>,
+    /// The background refresh of workspace bases; stops when dropped.
+    pub base_refresh: Option<RefreshLoop>,
 }
 
 /// Builds a worker; fails closed if the sandbox cannot be set up on this host.
@@ -70,6 +94,9 @@ pub async fn build(
         .context("the worker runs agents only in a sandbox")?
         .accept_uncapped_workspace(settings.uncapped_workspace);
     let data = DataDir::new(&settings.data_dir);
+    // One for both queues: it holds the locks that make two tasks build a base once.
+    let workspaces =
+        Arc::new(Workspaces::new(data.clone()).with_overlay(settings.workspaces.overlay));
     let host = WorkerHost::new(
         settings.own_queue.then(capacity::own_queue_name),
         settings
@@ -94,7 +121,8 @@ pub async fn build(
             .with_sandbox_rate(SandboxRate(
                 settings.sandbox_micro_dollars_per_second.into(),
             ))
-            .on_host(host.clone());
+            .on_host(host.clone())
+            .with_workspaces(Arc::clone(&workspaces));
         match &gateway {
             Some(gateway) => activities.with_gateway(Arc::clone(gateway)),
             None => activities,
@@ -129,10 +157,17 @@ pub async fn build(
         None => None,
     };
     let gateway_metrics = gateway.as_ref().map(|g| g.metrics().clone());
+    let base_refresh = match settings.workspaces.base_refresh {
+        Some(every) if settings.workspaces.overlay && !every.is_zero() => {
+            Some(Arc::clone(&workspaces).spawn_refresh(every))
+        }
+        _ => None,
+    };
     Ok(Workers {
         shared,
         own,
         host,
         gateway_metrics,
+        base_refresh,
     })
 }

@@ -89,25 +89,9 @@ impl Git {
 
     /// Runs `git args` and returns its output whatever the exit status.
     pub async fn output(&self, args: &[&str]) -> Result<Output, GitError> {
-        let mut command = tokio::process::Command::new("git");
-        command.args(SAFE_CONFIG).args(&self.config).args(args);
-        if let Some(dir) = &self.dir {
-            command.current_dir(dir);
-        }
-        // Inherited GIT_* variables could redirect git to another repository (GIT_DIR),
-        // inject config (GIT_CONFIG_PARAMETERS) or override identities (GIT_AUTHOR_NAME).
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("GIT_") {
-                command.env_remove(name);
-            }
-        }
-        command
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("LC_ALL", "C")
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
+        let mut command =
+            tokio::process::Command::from(command(self.dir.as_deref(), &self.config, args));
+        command.stdin(Stdio::null()).kill_on_drop(true);
         let output = command.output().await.map_err(|source| GitError::Spawn {
             args: owned(args),
             source,
@@ -153,6 +137,33 @@ impl Git {
             .await?;
         Ok((output.code == Some(0)).then(|| output.stdout.trim().to_owned()))
     }
+}
+
+/// `git config... args` in `dir`, isolated: the safe config first, and no inherited `GIT_*`
+/// variable, system or global config, or prompt.
+pub(crate) fn command(
+    dir: Option<&Path>,
+    config: &[String],
+    args: &[&str],
+) -> std::process::Command {
+    let mut command = std::process::Command::new("git");
+    command.args(SAFE_CONFIG).args(config).args(args);
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    // Inherited GIT_* variables could redirect git to another repository (GIT_DIR),
+    // inject config (GIT_CONFIG_PARAMETERS) or override identities (GIT_AUTHOR_NAME).
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("GIT_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("LC_ALL", "C");
+    command
 }
 
 pub(crate) fn failed(args: &[&str], output: &Output) -> GitError {

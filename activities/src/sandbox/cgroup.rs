@@ -376,6 +376,13 @@ impl RunCgroup {
         }
     }
 
+    /// What freezes and thaws the run's processes: its cgroup v2 directory (the freezer is
+    /// part of every v2 cgroup, also on a hybrid host's controller-less v2 mount). None
+    /// without a v2 hierarchy.
+    pub fn freezer(&self) -> Option<Freezer> {
+        self.unified.clone().map(|dir| Freezer { dir })
+    }
+
     /// OOM kills inside the run's memory cgroup so far.
     pub fn oom_kills(&self) -> u64 {
         let (dir, file) = match (self.v1.get(&Controller::Memory), &self.unified) {
@@ -431,6 +438,65 @@ impl Drop for RunCgroup {
             && let Err(err) = self.remove_dirs()
         {
             tracing::warn!(error = %err, "removing a run cgroup failed");
+        }
+    }
+}
+
+/// Freezes a run's processes (cgroup v2 `cgroup.freeze`) so that what they wrote can be read
+/// as one consistent state, and thaws them again.
+#[derive(Debug, Clone)]
+pub struct Freezer {
+    dir: PathBuf,
+}
+
+/// A frozen run: thawed when dropped, whatever happened while it was frozen.
+#[derive(Debug)]
+#[must_use = "the run thaws when this is dropped"]
+pub struct Frozen<'a> {
+    freezer: &'a Freezer,
+}
+
+impl Freezer {
+    /// Freezes the run and waits until the kernel reports every process of it frozen (`frozen
+    /// 1` in `cgroup.events`), at most `bound`. On any error the run is thawed before this
+    /// returns.
+    pub fn freeze(&self, bound: Duration) -> Result<Frozen<'_>, CgroupError> {
+        // The guard first: a failed or partial freeze is undone too.
+        let frozen = Frozen { freezer: self };
+        let control = self.dir.join("cgroup.freeze");
+        std::fs::write(&control, "1").map_err(io_error(&control))?;
+        let events = self.dir.join("cgroup.events");
+        let started = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&events).map_err(io_error(&events))?;
+            if keyed_value(&text, "frozen") == Some(1) {
+                return Ok(frozen);
+            }
+            if started.elapsed() > bound {
+                return Err(CgroupError::Io {
+                    path: events,
+                    source: io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("the run was not frozen within {bound:?}"),
+                    ),
+                });
+            }
+            // Runnable processes freeze at once; one in an uninterruptible wait takes longer.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn thaw(&self) -> Result<(), CgroupError> {
+        let control = self.dir.join("cgroup.freeze");
+        std::fs::write(&control, "0").map_err(io_error(&control))
+    }
+}
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        if let Err(err) = self.freezer.thaw() {
+            // Gone with the run (its cgroup was removed) is the only expected failure.
+            tracing::warn!(error = %err, "thawing a run failed");
         }
     }
 }

@@ -14,10 +14,10 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 /// Deeper trees are refused rather than walked: each level holds two open fds.
-const MAX_DEPTH: usize = 128;
+pub(super) const MAX_DEPTH: usize = 128;
 /// Name of the temporary entry a file is written under before it is renamed into place.
 const TEMP_NAME: &CStr = c".errand-merge-7d3f0b.tmp";
-const OPAQUE_XATTR: &CStr = c"trusted.overlay.opaque";
+pub(super) const OPAQUE_XATTR: &CStr = c"trusted.overlay.opaque";
 /// At most this many skipped paths are named in the report (the count is exact).
 const SKIPPED_NAMED: usize = 20;
 
@@ -211,7 +211,7 @@ fn sanitize(mode: libc::mode_t) -> libc::mode_t {
 }
 
 /// An open directory; every operation is relative to it and follows no symlink.
-struct Dir(OwnedFd);
+pub(super) struct Dir(OwnedFd);
 
 impl Dir {
     fn open_path(path: &Path) -> io::Result<Dir> {
@@ -219,15 +219,15 @@ impl Dir {
         open_at(libc::AT_FDCWD, &path, libc::O_RDONLY | libc::O_DIRECTORY).map(Dir)
     }
 
-    fn dup(fd: &OwnedFd) -> io::Result<Dir> {
+    pub(super) fn dup(fd: &OwnedFd) -> io::Result<Dir> {
         open_at(fd.as_raw_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY).map(Dir)
     }
 
-    fn raw(&self) -> RawFd {
+    pub(super) fn raw(&self) -> RawFd {
         self.0.as_raw_fd()
     }
 
-    fn names(&self) -> io::Result<Vec<OsString>> {
+    pub(super) fn names(&self) -> io::Result<Vec<OsString>> {
         // Listing through the fd's /proc link reads this very directory, not a path.
         let link = format!("/proc/self/fd/{}", self.raw());
         std::fs::read_dir(link)?
@@ -235,7 +235,7 @@ impl Dir {
             .collect()
     }
 
-    fn stat(&self, name: &CStr) -> io::Result<libc::stat> {
+    pub(super) fn stat(&self, name: &CStr) -> io::Result<libc::stat> {
         let mut stat = std::mem::MaybeUninit::<libc::stat>::zeroed();
         // SAFETY: a valid dirfd, name and out pointer.
         let rc = unsafe {
@@ -253,7 +253,7 @@ impl Dir {
         Ok(unsafe { stat.assume_init() })
     }
 
-    fn open_dir(&self, name: &CStr) -> io::Result<Dir> {
+    pub(super) fn open_dir(&self, name: &CStr) -> io::Result<Dir> {
         open_at(self.raw(), name, libc::O_RDONLY | libc::O_DIRECTORY).map(Dir)
     }
 
@@ -285,7 +285,7 @@ impl Dir {
         check(unsafe { libc::symlinkat(target.as_ptr(), self.raw(), name.as_ptr()) })
     }
 
-    fn read_link(&self, name: &CStr) -> io::Result<OsString> {
+    pub(super) fn read_link(&self, name: &CStr) -> io::Result<OsString> {
         let mut buf = vec![0u8; libc::PATH_MAX as usize];
         // SAFETY: the buffer is as long as we say.
         let len = unsafe {
@@ -308,7 +308,7 @@ impl Dir {
         check(unsafe { libc::fchmod(self.raw(), mode) })
     }
 
-    fn xattr(&self, name: &CStr) -> Option<Vec<u8>> {
+    pub(super) fn xattr(&self, name: &CStr) -> Option<Vec<u8>> {
         let mut buf = [0u8; 16];
         // SAFETY: the buffer is as long as we say.
         let len = unsafe {
@@ -372,7 +372,7 @@ impl Dir {
     }
 }
 
-fn open_at(dir: RawFd, name: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
+pub(super) fn open_at(dir: RawFd, name: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: a valid dirfd and name; the fd is owned right away.
     let fd = unsafe {
         libc::openat(

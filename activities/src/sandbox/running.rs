@@ -20,6 +20,7 @@ use super::cgroup::RunCgroup;
 use super::egress::{Decision, EgressProxy};
 use super::identity::RunIdentity;
 use super::merge::{self, MergeReport};
+use super::snapshot::LiveWorkspace;
 use crate::output::OutputCapture;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -134,6 +135,14 @@ impl RunningCommand {
         })
     }
 
+    /// What a mid-run checkpoint may reach of this run: its upper layer and its freezer.
+    pub fn live_workspace(&self) -> LiveWorkspace {
+        LiveWorkspace {
+            layer: self.finish.upper.as_ref().map(|(fd, _)| Arc::clone(fd)),
+            freezer: self.finish.cgroup.as_ref().and_then(RunCgroup::freezer),
+        }
+    }
+
     pub fn progress(&self) -> ProgressHandle {
         ProgressHandle {
             started: self.started,
@@ -244,7 +253,7 @@ async fn finish_run(
 }
 
 /// The `upper/` directory of the layer's tmpfs.
-fn upper_dir(tmpfs: &OwnedFd) -> Result<OwnedFd, SandboxError> {
+pub(super) fn upper_dir(tmpfs: &OwnedFd) -> Result<OwnedFd, SandboxError> {
     use std::os::fd::{AsRawFd, FromRawFd};
     // SAFETY: a valid dirfd and a static name; the fd is owned right away.
     let fd = unsafe {

@@ -84,27 +84,51 @@ pub(super) fn stage(
     let mut dirs = vec![at("repo")];
     let mut files = Vec::new();
     let mut placements: Vec<(Arc<OwnedFd>, PathBuf)> = Vec::new();
-    let workspace = mounts::clone_tree(
-        paths.workspace,
-        TreeOptions {
-            read_only: false,
-            idmap: Some(idmap.as_fd()),
-        },
-    )?;
+    let idmapped = |path: &Path| {
+        mounts::clone_tree(
+            path,
+            TreeOptions {
+                read_only: false,
+                idmap: Some(idmap.as_fd()),
+            },
+        )
+    };
+    // A workspace that is itself an overlay (a task layer on a prebuilt base, see
+    // `crate::workspace`) cannot be idmapped, but its layers can: the run's overlay stacks on
+    // them directly (task layer over base), which shows the same tree.
+    let workspace_layers = crate::workspace::overlay::layers_of(paths.workspace)?;
     let mut upper = None;
     let mut overlay = None;
     match cap {
         Some(cap) => {
-            dirs.extend([at("lower"), at("fs")]);
-            placements.push((Arc::new(workspace), at("lower")));
+            dirs.push(at("fs"));
+            let lowerdir = match &workspace_layers {
+                Some(layers) => {
+                    let mut names = Vec::new();
+                    for (i, layer) in std::iter::once(&layers.upper)
+                        .chain(&layers.lower)
+                        .enumerate()
+                    {
+                        let target = at(&format!("lower{i}"));
+                        dirs.push(target.clone());
+                        placements.push((Arc::new(idmapped(layer)?), target.clone()));
+                        names.push(target.display().to_string());
+                    }
+                    names.join(":")
+                }
+                None => {
+                    dirs.push(at("lower"));
+                    placements.push((Arc::new(idmapped(paths.workspace)?), at("lower")));
+                    at("lower").display().to_string()
+                }
+            };
             let tmpfs = Arc::new(mounts::sized_tmpfs(cap.bytes, cap.inodes, owner)?);
             placements.push((Arc::clone(&tmpfs), at("fs")));
             upper = Some(tmpfs);
             // Explicit options, whatever the kernel's defaults: no redirects, no metacopy and
             // no index, so the upper layer holds whole files and plain whiteouts only.
             let options = format!(
-                "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off,index=off,xino=off",
-                at("lower").display(),
+                "lowerdir={lowerdir},upperdir={},workdir={},redirect_dir=off,metacopy=off,index=off,xino=off",
                 at("fs/upper").display(),
                 at("fs/work").display(),
             );
@@ -113,7 +137,13 @@ pub(super) fn stage(
                 CString::new(options).map_err(io::Error::other)?,
             ));
         }
-        None => placements.push((Arc::new(workspace), at("repo"))),
+        None if workspace_layers.is_some() => {
+            return Err(io::Error::other(
+                "an overlay workspace runs only with capped writes (its layers are stacked \
+                 under a size-limited upper layer)",
+            ));
+        }
+        None => placements.push((Arc::new(idmapped(paths.workspace)?), at("repo"))),
     }
     let read_only = TreeOptions {
         read_only: true,

@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use workflows::playbook::{InputValue, Playbook};
+use workflows::task::Followup;
 use workflows::{ReviewDecision, ReviewVerdict};
 
 use super::client::{self, Client};
@@ -254,6 +255,16 @@ impl Delivery<'_> {
         };
         let spec = playbook_task_spec(id.clone(), request, resolved)?;
         trigger::admit_and_start(self.state, spec).await?;
+        // Where the reporter writes back (`github::reporter`). Recorded after the start and
+        // before the delivery: a failure here answers 5xx and GitHub's redelivery records it.
+        let origin = store::TaskOrigin {
+            task_id: id.clone(),
+            repo: repo.to_string(),
+            issue_number: issue.number,
+            issue_title: issue.title.clone(),
+            playbook: playbook.to_string(),
+        };
+        self.store().record_task_origin(&origin).await?;
         tracing::info!(task_id = %id, %repo, issue = issue.number, playbook, "GitHub issue started a task");
         Ok(WebhookAnswer::new(
             "started",
@@ -314,10 +325,22 @@ impl Delivery<'_> {
             body: body.to_string(),
         };
         self.store().record_followup(&followup).await?;
+        // Delivered on every attempt (a redelivery after a failed signal must reach the task);
+        // the delivery id as request id makes a repeat a no-op for Temporal.
+        let message = Followup {
+            author: followup.author,
+            body: followup.body,
+            source: Some(format!("GitHub comment on {repo}")),
+        };
+        let detail = if temporal::followup(&self.state.client, task_id, message, self.id).await? {
+            "delivered to the task's next round"
+        } else {
+            "recorded; the task has ended and takes no more rounds"
+        };
         Ok(WebhookAnswer::new(
             "followup",
             Some(task_id.to_string()),
-            "recorded for the task's next round",
+            detail,
         ))
     }
 

@@ -108,10 +108,7 @@ pub async fn github_webhook(
             format!("delivery {delivery_id} was acted on already"),
         )));
     }
-    let token = settings
-        .token_env
-        .as_deref()
-        .and_then(|name| std::env::var(name).ok());
+    let token = settings.token();
     let delivery = Delivery {
         state: &state,
         settings: &settings,

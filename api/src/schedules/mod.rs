@@ -1,5 +1,6 @@
-//! Cron schedules on Temporal Schedules: a playbook's `schedules` (synced when the API starts)
-//! and ad-hoc ones (`POST /v1/schedules`). Each fire starts a `ScheduledTask` workflow, which
+//! Cron schedules on Temporal Schedules: a playbook's `schedules` (synced when the API starts:
+//! created or updated, and deleted once the playbook drops them or is deleted) and ad-hoc ones
+//! (`POST /v1/schedules`). Each fire starts a `ScheduledTask` workflow, which
 //! names the task after the fire and runs it as a child `AgentTask` (its `admit` activity
 //! records the task); [`watcher`] pauses a schedule after N failed or incomplete runs in a row.
 //!
@@ -11,6 +12,7 @@ pub mod dto;
 pub mod temporal;
 pub mod watcher;
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -59,6 +61,15 @@ pub async fn from_request(
     request: ScheduleRequest,
 ) -> Result<Definition, ApiError> {
     check_id(&request.id).map_err(|e| ApiError::invalid("id", e.message))?;
+    if is_playbook_schedule_id(&request.id, &request.playbook) {
+        return Err(ApiError::invalid(
+            "id",
+            format!(
+                "schedule id {:?} is reserved for the schedules a playbook declares ({}-<n>); choose another",
+                request.id, request.playbook
+            ),
+        ));
+    }
     let cron = cron::check(&request.cron).map_err(|e| ApiError::invalid("cron", e))?;
     let timezone = request.timezone.unwrap_or_else(|| "UTC".to_string());
     let zone_ok = Schedule {
@@ -149,22 +160,68 @@ pub fn playbook_schedule_id(playbook: &str, i: usize) -> String {
     format!("{playbook}-{i}")
 }
 
-/// Creates or updates the schedules of every playbook in `dir`; one that cannot be synced is
-/// logged and skipped, so a broken playbook never keeps the others from running. Answers how
-/// many were synced.
-pub async fn sync_playbooks(client: &Client, dir: &Path) -> Result<usize, ApiError> {
+/// Whether `id` has the form of a schedule of `playbook` (`<playbook>-<n>`).
+pub fn is_playbook_schedule_id(id: &str, playbook: &str) -> bool {
+    id.strip_prefix(playbook)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether a schedule that exists on Temporal is a playbook's schedule the playbooks no longer
+/// declare, and so is deleted at sync: its id is `<playbook>-<n>` of the playbook its action
+/// runs, it runs on the sync's behalf (requester `schedule <id>`), the playbook does not
+/// declare it (`declared`), and the playbook is not one whose file is unreadable for now
+/// (`unreadable`: a broken edit must not delete its schedules). Ad-hoc schedules never take
+/// such an id (see [`from_request`]).
+pub fn is_stale_playbook_schedule(
+    id: &str,
+    input: &ScheduledTaskInput,
+    declared: &BTreeSet<String>,
+    unreadable: &BTreeSet<String>,
+) -> bool {
+    let Some(playbook) = input.spec.playbook.as_ref().map(|p| p.name.as_str()) else {
+        return false;
+    };
+    is_playbook_schedule_id(id, playbook)
+        && input.spec.requester == format!("schedule {id}")
+        && !declared.contains(id)
+        && !unreadable.contains(playbook)
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Synced {
+    /// Schedules created or updated.
+    pub synced: usize,
+    /// Schedules deleted: their playbook dropped them, or was deleted.
+    pub deleted: Vec<String>,
+}
+
+/// Creates or updates the schedules of every playbook in `dir`, and deletes the schedules of
+/// playbooks that no longer declare them (or no longer exist); one that cannot be synced is
+/// logged and skipped, so a broken playbook never keeps the others from running (and keeps
+/// its own schedules as they were).
+pub async fn sync_playbooks(client: &Client, dir: &Path) -> Result<Synced, ApiError> {
     let mut synced = 0;
+    let mut declared = BTreeSet::new();
+    let mut unreadable = BTreeSet::new();
     for summary in playbook_files::list(dir).await? {
         if summary.error.is_some() {
+            unreadable.insert(summary.name);
             continue;
         }
-        let content = playbook_files::read(dir, &summary.name).await?;
+        let Ok(content) = playbook_files::read(dir, &summary.name).await else {
+            unreadable.insert(summary.name);
+            continue;
+        };
         let Ok(playbook) = Playbook::parse(&playbook_files::file_name(&summary.name), &content)
         else {
+            unreadable.insert(summary.name);
             continue;
         };
         for (i, schedule) in playbook.schedules.iter().enumerate() {
             let id = playbook_schedule_id(&summary.name, i);
+            declared.insert(id.clone());
             match sync_one(client, dir, &summary.name, &id, schedule).await {
                 Ok(outcome) => {
                     synced += 1;
@@ -176,7 +233,23 @@ pub async fn sync_playbooks(client: &Client, dir: &Path) -> Result<usize, ApiErr
             }
         }
     }
-    Ok(synced)
+    let mut deleted = Vec::new();
+    for id in temporal::list_ids(client).await? {
+        if declared.contains(&id) {
+            continue;
+        }
+        // Gone since the listing, or not Errand's: nothing to delete.
+        let Ok((_, input)) = temporal::describe(client, &id).await else {
+            continue;
+        };
+        if !is_stale_playbook_schedule(&id, &input, &declared, &unreadable) {
+            continue;
+        }
+        temporal::delete(client, &id).await?;
+        tracing::info!(schedule = %id, "playbook schedule deleted: its playbook no longer declares it");
+        deleted.push(id);
+    }
+    Ok(Synced { synced, deleted })
 }
 
 async fn sync_one(

@@ -44,3 +44,97 @@ fn schedule_ids_are_checked() {
         assert!(check_id(bad).is_err(), "{bad}");
     }
 }
+
+fn input(schedule_id: &str, playbook: Option<&str>, requester: &str) -> ScheduledTaskInput {
+    let spec = serde_json::json!({
+        "id": format!("s-{schedule_id}"),
+        "repo": "/srv/git/app.git",
+        "base": "main",
+        "instructions": "do it",
+        "checks": [],
+        "agent": {"kind": "command", "command": ["/bin/true"]},
+        "max_rounds": 1,
+        "time_budget_secs": 60,
+        "requester": requester,
+        "playbook": playbook.map(|name| serde_json::json!({"name": name, "content_hash": "00"})),
+    });
+    ScheduledTaskInput {
+        schedule_id: schedule_id.to_string(),
+        cron: "0 3 * * *".to_string(),
+        timezone: "UTC".to_string(),
+        spec: serde_json::from_value(spec).unwrap(),
+        pause_after_failures: None,
+        count_failures_after: None,
+    }
+}
+
+#[test]
+fn playbook_schedule_ids_are_recognised() {
+    assert!(is_playbook_schedule_id("calc-fix-0", "calc-fix"));
+    assert!(is_playbook_schedule_id("calc-fix-12", "calc-fix"));
+    for (id, playbook) in [
+        ("calc-fix", "calc-fix"),
+        ("calc-fix-", "calc-fix"),
+        ("calc-fix-x", "calc-fix"),
+        ("calc-fix-0", "calc"),
+        ("nightly-0", "calc-fix"),
+    ] {
+        assert!(!is_playbook_schedule_id(id, playbook), "{id} of {playbook}");
+    }
+}
+
+#[test]
+fn only_dropped_playbook_schedules_are_stale() {
+    let set = |ids: &[&str]| {
+        ids.iter()
+            .map(|s| s.to_string())
+            .collect::<BTreeSet<String>>()
+    };
+    let none = set(&[]);
+    let dropped = input("calc-fix-1", Some("calc-fix"), "schedule calc-fix-1");
+    // The playbook now declares only its schedule 0, or was deleted: schedule 1 goes.
+    assert!(is_stale_playbook_schedule(
+        "calc-fix-1",
+        &dropped,
+        &set(&["calc-fix-0"]),
+        &none
+    ));
+    assert!(is_stale_playbook_schedule(
+        "calc-fix-1",
+        &dropped,
+        &none,
+        &none
+    ));
+    // Still declared, or its playbook is broken for now: kept.
+    assert!(!is_stale_playbook_schedule(
+        "calc-fix-1",
+        &dropped,
+        &set(&["calc-fix-1"]),
+        &none
+    ));
+    assert!(!is_stale_playbook_schedule(
+        "calc-fix-1",
+        &dropped,
+        &none,
+        &set(&["calc-fix"])
+    ));
+    // Ad-hoc schedules are never the sync's to delete.
+    let ad_hoc = input("nightly", Some("calc-fix"), "schedule nightly");
+    assert!(!is_stale_playbook_schedule(
+        "nightly", &ad_hoc, &none, &none
+    ));
+    let someone = input("calc-fix-1", Some("calc-fix"), "alice");
+    assert!(!is_stale_playbook_schedule(
+        "calc-fix-1",
+        &someone,
+        &none,
+        &none
+    ));
+    let no_playbook = input("calc-fix-1", None, "schedule calc-fix-1");
+    assert!(!is_stale_playbook_schedule(
+        "calc-fix-1",
+        &no_playbook,
+        &none,
+        &none
+    ));
+}

@@ -1,4 +1,5 @@
-//! The schedule watcher: syncs the playbooks' schedules when the API starts, then watches
+//! The schedule watcher: syncs the playbooks' schedules when the API starts (deleting those
+//! the playbooks dropped), then watches
 //! every Errand schedule and pauses one whose last N runs (since its last resume) failed or
 //! ended incomplete, with a note naming them.
 //!
@@ -25,8 +26,12 @@ pub fn spawn(client: Client, store: Store, playbooks_dir: PathBuf) -> tokio::tas
     tokio::spawn(async move {
         loop {
             match sync_playbooks(&client, &playbooks_dir).await {
-                Ok(n) => {
-                    tracing::info!(schedules = n, "playbook schedules synced");
+                Ok(synced) => {
+                    tracing::info!(
+                        schedules = synced.synced,
+                        deleted = synced.deleted.len(),
+                        "playbook schedules synced"
+                    );
                     break;
                 }
                 Err(err) => {

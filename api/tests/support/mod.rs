@@ -41,3 +41,63 @@ pub fn bare_repo(root: &Path) -> String {
     git(root, &["clone", "-q", "--bare", "work", "origin.git"]);
     root.join("origin.git").to_str().unwrap().to_string()
 }
+
+/// A playbook that hands a GitHub issue to its `issue` input, routed by the label `bug`.
+pub const TRIAGE_PLAYBOOK: &str = r#"name: triage
+description: Fix what an issue reports.
+outcome: The issue is resolved.
+inputs:
+  issue:
+    description: The issue, as data.
+procedure: |
+  Resolve the issue quoted between the markers.
+  <issue>
+  {{issue}}
+  </issue>
+agent:
+  kind: command
+  command: ["/bin/true"]
+verification:
+  checks:
+    - "true"
+budget:
+  max_rounds: 2
+  time_per_round_secs: 60
+triggers:
+  github:
+    labels: ["bug"]
+    input: issue
+"#;
+
+/// A playbook with a `test` input, its check `sh test.sh`.
+pub const FIX_TEST_PLAYBOOK: &str = "\
+name: fix-test
+description: fix a failing test
+outcome: the test passes
+inputs:
+  test:
+    description: the failing test
+procedure: Fix {{test}}.
+agent:
+  kind: command
+  command: [scripted-agent]
+verification:
+  checks: [sh test.sh]
+budget:
+  max_rounds: 4
+  time_per_round_secs: 300
+";
+
+/// A Temporal client whose every call `service` answers (Temporal's API cannot be faked
+/// otherwise without a server; what the API sends is what these tests check).
+pub async fn fake_temporal(
+    service: temporalio_client::callback_based::CallbackBasedGrpcService,
+) -> temporalio_client::Client {
+    use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, Url};
+    let options = ConnectionOptions::new(Url::parse("http://temporal.invalid:7233").unwrap())
+        .service_override(service)
+        .dns_load_balancing(None)
+        .build();
+    let connection = Connection::connect(options).await.unwrap();
+    Client::new(connection, ClientOptions::new("errand-test").build()).unwrap()
+}

@@ -1,7 +1,9 @@
 //! `errand bench crashes`: how fast a running stack takes crash reports. N requests over K
 //! concurrent connections with a realistic mix (most requests are repeats of a few hot crashes
 //! from other machines and releases, the rest spread over many distinct ones); reports
-//! requests per second and the p50 and p99 latency, and records them in BENCHMARKS.md.
+//! requests per second and the p50 and p99 latency, the client's own CPU time (so a saturated
+//! client shows), and how long after the last answer every occurrence was counted by its
+//! group's workflow (de-duplication end to end); records them in BENCHMARKS.md.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::{Value, json};
 
+use super::proc_stats::{Sample, own_cpu_secs};
 use super::{Machine, record};
 
 const SECTION_START: &str = "<!-- errand bench crashes: start -->";
@@ -20,6 +23,8 @@ const GOAL_PER_SEC: f64 = 500.0;
 /// Share of requests that repeat one of the hot crashes.
 const HOT_SHARE_PERCENT: usize = 80;
 const HOT_CRASHES: usize = 5;
+/// How long to wait for the workflows to count every occurrence after the last answer.
+const DELIVERY_WAIT: Duration = Duration::from_secs(180);
 
 #[derive(Debug, clap::Args)]
 pub struct CrashBenchArgs {
@@ -43,7 +48,10 @@ pub struct CrashBenchArgs {
 pub async fn crashes(args: CrashBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.requests >= 100, "--requests must be at least 100");
     anyhow::ensure!(args.connections >= 1, "--connections must be at least 1");
-    anyhow::ensure!(args.distinct > HOT_CRASHES, "--distinct must be more than {HOT_CRASHES}");
+    anyhow::ensure!(
+        args.distinct > HOT_CRASHES,
+        "--distinct must be more than {HOT_CRASHES}"
+    );
     let machine = Machine::describe();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.connections)
@@ -58,25 +66,31 @@ pub async fn crashes(args: CrashBenchArgs) -> anyhow::Result<()> {
     );
     // Warm up: one of each crash (this also creates every group).
     for crash in 0..args.distinct {
-        post(&http, &url, &body(crash, 0)).await?;
+        post(&http, &url, serde_json::to_vec(&body(crash, 0))?).await?;
     }
+    // The bodies are made before the clock starts: the figure is the server's, not the
+    // client's JSON encoding.
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..args.requests)
+            .map(|i| serde_json::to_vec(&body(pick(i, args.distinct), i + 1)))
+            .collect::<Result<_, _>>()?,
+    );
 
+    let client_before = Sample::of(std::process::id())?;
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..args.connections {
-        let (http, url, next) = (http.clone(), url.clone(), next.clone());
-        let (requests, distinct) = (args.requests, args.distinct);
+        let (http, url, next, bodies) = (http.clone(), url.clone(), next.clone(), bodies.clone());
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= requests {
+                let Some(body) = bodies.get(i) else {
                     return anyhow::Ok(latencies);
-                }
-                let body = body(pick(i, distinct), i + 1);
+                };
                 let sent = Instant::now();
-                post(&http, &url, &body).await?;
+                post(&http, &url, body.clone()).await?;
                 latencies.push(sent.elapsed());
             }
         }));
@@ -86,6 +100,24 @@ pub async fn crashes(args: CrashBenchArgs) -> anyhow::Result<()> {
         latencies.extend(worker.await.context("a benchmark connection panicked")??);
     }
     let elapsed = started.elapsed();
+    let client_cpu = own_cpu_secs(&client_before, &Sample::of(std::process::id())?);
+    let sent = (args.requests + args.distinct) as u64;
+    let (counted, counted_after) = counted(&http, &args.api, &service, sent).await?;
+    let delivery = if counted == sent {
+        format!(
+            "Every one of the {sent} occurrences (warm-up included) was counted by its group's \
+             workflow {:.1} s after the last answer (the groups' counts add up exactly: none lost, \
+             none counted twice).",
+            counted_after.as_secs_f64()
+        )
+    } else {
+        format!(
+            "The groups' workflows had counted {counted} of the {sent} occurrences {:.0} s after the \
+             last answer.",
+            counted_after.as_secs_f64()
+        )
+    };
+    println!("{delivery}");
     latencies.sort_unstable();
     let rank = |p: usize| latencies[(p * latencies.len()).div_ceil(100).max(1) - 1];
     let per_sec = args.requests as f64 / elapsed.as_secs_f64();
@@ -100,31 +132,53 @@ pub async fn crashes(args: CrashBenchArgs) -> anyhow::Result<()> {
         ms(p99)
     );
     println!("{table}");
-    let verdict = if per_sec >= GOAL_PER_SEC { "meets" } else { "misses" };
+    let verdict = if per_sec >= GOAL_PER_SEC {
+        "meets"
+    } else {
+        "misses"
+    };
     let section = format!(
         "{SECTION_START}\n## Crash ingestion\n\n\
          Measured by `errand bench crashes --requests {} --connections {}` against `errand up` \
-         ({} build of the benchmark client; the server's build is the one running) on {} ({}).\n\
+         ({} build of the benchmark client; under `errand bench` the server is this same binary, \
+         else the build that is running) on {} ({}).\n\
          Each request is a plain crash record (a Python traceback) posted to `POST /v1/crashes`: \
-         parse, fingerprint, read the playbook, one signal-with-start of the group's \
-         `CrashInvestigation` workflow on the embedded Temporal dev server (SQLite). \
+         parse, fingerprint, read the playbook, and one row in the app database's outbox \
+         (SQLite), committed together with the requests that arrived meanwhile; the answer \
+         comes after that commit. A background sender delivers each group's new occurrences in \
+         batches, one signal-with-start of the group's `CrashInvestigation` workflow on the \
+         embedded Temporal dev server per batch. \
          {HOT_SHARE_PERCENT}% of the requests repeat one of {HOT_CRASHES} hot crashes (other \
-         machines, releases and line numbers), the rest spread over {} distinct ones.\n\n{table}\n\n\
-         This {verdict} the goal of {GOAL_PER_SEC:.0} requests per second.\n{SECTION_END}\n",
+         machines, releases and line numbers), the rest spread over {} distinct ones. The \
+         client (this process, {} connections, bodies encoded before the clock starts) used \
+         {client_cpu:.1} s of CPU in the {:.1} s.\n\n{table}\n\n\
+         This {verdict} the goal of {GOAL_PER_SEC:.0} requests per second. {delivery}\n{SECTION_END}\n",
         args.requests,
         args.connections,
-        if cfg!(debug_assertions) { "debug" } else { "release" },
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
         machine.date,
         machine.summary(),
         args.distinct,
+        args.connections,
+        elapsed.as_secs_f64(),
     );
     record(&args.out, SECTION_START, SECTION_END, &section)?;
     println!("recorded in {}", args.out.display());
     Ok(())
 }
 
-async fn post(http: &reqwest::Client, url: &str, body: &Value) -> anyhow::Result<()> {
-    let response = http.post(url).json(body).send().await.context("POST /v1/crashes")?;
+async fn post(http: &reqwest::Client, url: &str, body: Vec<u8>) -> anyhow::Result<()> {
+    let response = http
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .context("POST /v1/crashes")?;
     let status = response.status();
     anyhow::ensure!(
         status == reqwest::StatusCode::ACCEPTED,
@@ -132,6 +186,39 @@ async fn post(http: &reqwest::Client, url: &str, body: &Value) -> anyhow::Result
         response.text().await.unwrap_or_default()
     );
     Ok(())
+}
+
+/// Polls the service's crash groups until their counts add up to `sent` (or
+/// [`DELIVERY_WAIT`] passes): answers the sum and when it was seen.
+async fn counted(
+    http: &reqwest::Client,
+    api: &str,
+    service: &str,
+    sent: u64,
+) -> anyhow::Result<(u64, Duration)> {
+    let url = format!(
+        "{}/v1/crashes?service={service}&limit=500",
+        api.trim_end_matches('/')
+    );
+    let since = Instant::now();
+    loop {
+        let groups: Value = http
+            .get(&url)
+            .send()
+            .await
+            .context("GET /v1/crashes")?
+            .json()
+            .await
+            .context("GET /v1/crashes")?;
+        let sum: u64 = groups
+            .as_array()
+            .map(|g| g.iter().filter_map(|g| g["count"].as_u64()).sum())
+            .unwrap_or(0);
+        if sum >= sent || since.elapsed() > DELIVERY_WAIT {
+            return Ok((sum, since.elapsed()));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Which crash request `i` sends: mostly a hot one, deterministically.

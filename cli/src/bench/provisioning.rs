@@ -1,11 +1,15 @@
-//! Figure 3, provisioning versus repository size: what `provision` costs today (it calls
-//! `activities::git::checkout_task`, a full clone and checkout), against the floors of
-//! notes/workspaces.md measured in the same run: `git clone --shared`, and an overlayfs mount
-//! over a prebuilt checkout (the per-task layer of the prebuilt-base design).
+//! Figure 3, provisioning versus repository size: what the `provision` activity costs
+//! (`activities::workspace::Workspaces::provision`) from a warm base (the base of the current
+//! commit already built: an overlay mount, then the branch logic in it), what the first task on
+//! a new base commit pays (the base's build), and the cold path a worker falls back to
+//! (`activities::git::checkout_task`, a full clone), with the `git clone --shared` floor and
+//! `git status` in the overlay measured in the same run.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use activities::data_dir::DataDir;
+use activities::workspace::{Kind, Workspaces};
 use anyhow::{Context, ensure};
 
 use super::Percentiles;
@@ -41,14 +45,22 @@ impl Params {
             (false, false) => 5,
         }
     }
+
+    /// Warm provisions take milliseconds: more of them.
+    fn warm_runs(&self) -> usize {
+        if self.quick { 5 } else { 15 }
+    }
 }
 
 struct Size {
     files: usize,
     runs: usize,
-    provision: Percentiles,
+    warm_runs: usize,
+    /// The first task on a commit: the base's build, then the overlay.
+    first: Option<Duration>,
+    warm: Option<Percentiles>,
+    cold: Percentiles,
     shared: Percentiles,
-    overlay: Option<Percentiles>,
     status_in_overlay: Option<Percentiles>,
 }
 
@@ -58,28 +70,65 @@ pub async fn measure(
     params: &Params,
 ) -> anyhow::Result<(Vec<Row>, String)> {
     let mut sizes = Vec::new();
-    let mut overlay_error = None;
+    let mut fallback = None;
     for &files in &params.sizes {
         let repo = super::repos::ensure_repo(repos, files)?;
+        let url = repo.display().to_string();
         let runs = params.runs(files);
-        let mut provision = Vec::new();
-        let mut shared = Vec::new();
-        let mut overlay = Vec::new();
+
+        // Warm: one data directory per size; its first task builds the base.
+        let data = scratch.join(format!("warm-{files}"));
+        let workspaces = Workspaces::new(DataDir::new(&data));
+        let mut first = None;
+        let mut warm = Vec::new();
         let mut status = Vec::new();
-        let base = scratch.join(format!("base-{files}"));
-        clone_shared(&repo, &base).await?;
+        for run in 0..=params.warm_runs() {
+            let task = format!("bench-warm-{run}");
+            let started = Instant::now();
+            let made = workspaces
+                .provision(&url, "main", &format!("errand/{task}"), &task)
+                .await
+                .with_context(|| format!("provision of {files} files"))?;
+            let took = started.elapsed();
+            let dest = DataDir::new(&data).workspace(&task);
+            if let Kind::Clone { reason } = &made.kind {
+                fallback = Some(reason.clone());
+                workspaces.remove(&task, &dest).await?;
+                break;
+            }
+            if run == 0 {
+                first = Some(took);
+            } else {
+                warm.push(took);
+                if run <= runs {
+                    let started = Instant::now();
+                    let output =
+                        tokio::process::Command::from(git(&dest, &["status", "--porcelain"]))
+                            .output()
+                            .await?;
+                    status.push(started.elapsed());
+                    ensure!(output.status.success(), "git status in the overlay failed");
+                }
+            }
+            workspaces.remove(&task, &dest).await?;
+        }
+        remove(&data).await;
+
+        // Cold: the clone a worker falls back to, and its floor.
+        let mut cold = Vec::new();
+        let mut shared = Vec::new();
         for run in 0..runs {
             let dest = scratch.join(format!("provision-{files}-{run}"));
             let started = Instant::now();
             activities::git::checkout_task(
-                &repo.display().to_string(),
+                &url,
                 "main",
                 &format!("errand/bench-provision-{run}"),
                 &dest,
             )
             .await
             .with_context(|| format!("checkout_task of {files} files"))?;
-            provision.push(started.elapsed());
+            cold.push(started.elapsed());
             remove(&dest).await;
 
             let dest = scratch.join(format!("shared-{files}-{run}"));
@@ -87,75 +136,71 @@ pub async fn measure(
             clone_shared(&repo, &dest).await?;
             shared.push(started.elapsed());
             remove(&dest).await;
-
-            if overlay_error.is_none() {
-                match overlay_once(&base, &scratch.join(format!("overlay-{files}-{run}"))).await {
-                    Ok((mount, git_status)) => {
-                        overlay.push(mount);
-                        status.push(git_status);
-                    }
-                    Err(err) => overlay_error = Some(format!("{err:#}")),
-                }
-            }
         }
-        remove(&base).await;
         sizes.push(Size {
             files,
             runs,
-            provision: Percentiles::of(&provision),
+            warm_runs: warm.len(),
+            first,
+            warm: (!warm.is_empty()).then(|| Percentiles::of(&warm)),
+            cold: Percentiles::of(&cold),
             shared: Percentiles::of(&shared),
-            overlay: (!overlay.is_empty()).then(|| Percentiles::of(&overlay)),
             status_in_overlay: (!status.is_empty()).then(|| Percentiles::of(&status)),
         });
     }
-    Ok(render(&sizes, overlay_error, params.quick))
+    Ok(render(&sizes, fallback, params.quick))
 }
 
-fn render(sizes: &[Size], overlay_error: Option<String>, quick: bool) -> (Vec<Row>, String) {
+fn render(sizes: &[Size], fallback: Option<String>, quick: bool) -> (Vec<Row>, String) {
     let smallest = sizes.first();
     let largest = sizes.last();
+    let warm_p50 = |size: &Size| size.warm.map(|p| p.p50);
     let growth = match (smallest, largest) {
         (Some(small), Some(large)) if large.files > small.files => {
-            Some(large.provision.p50.as_secs_f64() / small.provision.p50.as_secs_f64().max(1e-9))
+            match (warm_p50(small), warm_p50(large)) {
+                (Some(small), Some(large)) => {
+                    Some(large.as_secs_f64() / small.as_secs_f64().max(1e-9))
+                }
+                _ => None,
+            }
         }
         _ => None,
     };
     let has_100k = largest.is_some_and(|size| size.files >= 100_000);
+    let worst_warm = sizes.iter().filter_map(warm_p50).max();
+    let warm_met = worst_warm.is_some_and(|p50| p50 <= GOAL_WARM);
     let mut rows = Vec::new();
     for size in sizes {
-        let floor = match &size.overlay {
-            Some(overlay) => format!(
-                "clone --shared {}, overlay {}",
-                human(size.shared.p50),
-                human(overlay.p50)
+        let measured = warm_p50(size).map_or_else(|| "no overlay".into(), human);
+        let row = Row::new(format!("{} files, warm", size.files), measured)
+            .floor(format!("cold clone {}", human(size.cold.p50)));
+        let is_largest = Some(size.files) == largest.map(|l| l.files);
+        rows.push(match growth {
+            Some(growth) if is_largest && has_100k => row.goal(
+                format!("<= {GOAL_GROWTH}x the 1k median (is {growth:.1}x)"),
+                growth <= GOAL_GROWTH,
             ),
-            None => format!("clone --shared {}", human(size.shared.p50)),
-        };
-        let row = Row::new(format!("{} files", size.files), human(size.provision.p50)).floor(floor);
-        rows.push(
-            match (
-                growth,
-                Some(size.files) == largest.map(|l| l.files) && has_100k,
-            ) {
-                (Some(growth), true) => row.goal(
-                    format!("<= {GOAL_GROWTH}x the 1k median (is {growth:.1}x)"),
-                    growth <= GOAL_GROWTH,
-                ),
-                _ => row,
-            },
-        );
+            _ => row,
+        });
     }
-    rows.push(Row::new("from a warm base", "not available").goal("p50 <= 100 ms", false));
+    rows.push(match worst_warm {
+        Some(p50) => Row::new("from a warm base, slowest size", human(p50))
+            .goal(format!("p50 <= {} ms", GOAL_WARM.as_millis()), warm_met),
+        None => Row::new("from a warm base", "not available").goal("p50 <= 100 ms", false),
+    });
 
     let mut body = String::from(
-        "Each run provisions a fresh workspace of a synthetic repository (small files, 100 per \
+        "Each run provisions a workspace of a synthetic repository (small files, 100 per \
          directory, one commit, a bare repository on the same disk) the way the `provision` \
-         activity does (`activities::git::checkout_task`: clone, then switch to the task \
-         branch), next to the floors of notes/workspaces.md measured in the same run: `git \
-         clone --shared` (no object copy), and an overlayfs mount (the `mount` program, as \
-         root) over a prebuilt checkout, which is what a per-task layer on a prebuilt base \
-         costs. `git status` in that overlay shows what reading the change through git costs \
-         at that size.\n\n",
+         activity does (`activities::workspace::Workspaces::provision`: `git ls-remote` of \
+         the base branch, an overlayfs mount of the base checkout of that commit, then the \
+         branch logic of `git::checkout_task` inside it: the task branch named at the base \
+         commit, with a fetch only when the remote holds a checkpoint of the task), and \
+         removes it (unmount, delete the task's layer). The first task on a commit builds \
+         the base (a clone, checkout and index refresh); every later task is warm. The cold \
+         column is the full clone a worker falls back to when it cannot mount an overlay (not \
+         root), with the `git clone --shared` floor of notes/workspaces.md; `git status` in \
+         the overlay shows what reading the change through git costs at that size.\n\n",
     );
     let cells: Vec<Vec<String>> = sizes
         .iter()
@@ -163,10 +208,11 @@ fn render(sizes: &[Size], overlay_error: Option<String>, quick: bool) -> (Vec<Ro
             let pair = |p: &Percentiles| format!("{} / {}", human(p.p50), human(p.p95));
             vec![
                 size.files.to_string(),
-                size.runs.to_string(),
-                pair(&size.provision),
+                format!("{} / {}", size.warm_runs, size.runs),
+                size.warm.as_ref().map_or_else(|| "-".into(), pair),
+                size.first.map_or_else(|| "-".into(), human),
+                pair(&size.cold),
                 pair(&size.shared),
-                size.overlay.as_ref().map_or_else(|| "-".into(), pair),
                 size.status_in_overlay
                     .as_ref()
                     .map_or_else(|| "-".into(), pair),
@@ -176,24 +222,25 @@ fn render(sizes: &[Size], overlay_error: Option<String>, quick: bool) -> (Vec<Ro
     body.push_str(&table(
         &[
             "files",
-            "runs",
-            "provision today (p50 / p95)",
-            "floor: `clone --shared`",
-            "floor: overlay mount",
+            "runs (warm / cold)",
+            "warm: overlay on a built base (p50 / p95)",
+            "first task on a new base (build)",
+            "cold: full clone (p50 / p95)",
+            "floor of a clone: `clone --shared`",
             "`git status` in the overlay",
         ],
         &cells,
     ));
-    if let Some(err) = overlay_error {
+    if let Some(reason) = fallback {
         body.push_str(&format!(
-            "\nThe overlay floor could not be measured: {err}\n"
+            "\nNo overlay could be mounted, so there is no warm figure: {reason}\n"
         ));
     }
     body.push('\n');
     match (growth, has_100k) {
         (Some(growth), true) => body.push_str(&format!(
-            "The 100k-file median is {growth:.1} times the 1k-file one: this {} the goal of at \
-             most {GOAL_GROWTH} times. ",
+            "Warm, the 100k-file median is {growth:.1} times the 1k-file one: this {} the goal \
+             of at most {GOAL_GROWTH} times. ",
             if growth <= GOAL_GROWTH {
                 "meets"
             } else {
@@ -201,7 +248,7 @@ fn render(sizes: &[Size], overlay_error: Option<String>, quick: bool) -> (Vec<Ro
             }
         )),
         (Some(growth), false) => body.push_str(&format!(
-            "The largest size measured is {growth:.1} times the 1k-file median{}. ",
+            "Warm, the largest size measured is {growth:.1} times the 1k-file median{}. ",
             if quick {
                 " (a quick run: 100k files only in the full run)"
             } else {
@@ -210,16 +257,21 @@ fn render(sizes: &[Size], overlay_error: Option<String>, quick: bool) -> (Vec<Ro
         )),
         _ => {}
     }
-    body.push_str(&format!(
-        "There is no warm base yet, so the goal of at most {} ms p50 from a warm base cannot \
-         be met; the overlay column is its floor.\n\n\
-         Provisioning is a full clone and checkout today: its time grows with the number of \
-         files, like the `clone --shared` floor, while the overlay mount stays flat. The fix is \
-         the design of notes/workspaces.md: a prebuilt base per repository and commit, \
-         refreshed on a schedule or when the base branch moves, and a copy-on-write overlay \
-         per task; what changed is then read from the upper directory, not with `git status`.\n",
-        GOAL_WARM.as_millis()
-    ));
+    if let Some(p50) = worst_warm {
+        body.push_str(&format!(
+            "The slowest warm median is {}: this {} the goal of at most {} ms p50 from a warm \
+             base. ",
+            human(p50),
+            if warm_met { "meets" } else { "misses" },
+            GOAL_WARM.as_millis()
+        ));
+    }
+    body.push_str(
+        "The cold path still grows with the number of files, and so does the first task on a \
+         new base commit (the base's build); the worker's refresh loop (`[workspaces] \
+         base_refresh_secs`) builds the base of a moved base branch ahead of that task. \
+         `git status` over the overlay still walks the whole index.\n",
+    );
     (rows, body)
 }
 
@@ -238,45 +290,6 @@ async fn clone_shared(repo: &Path, dest: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Mounts an overlay over `base` under `dir`, timed; then times `git status` in it.
-async fn overlay_once(base: &Path, dir: &Path) -> anyhow::Result<(Duration, Duration)> {
-    let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
-    for sub in [&upper, &work, &merged] {
-        std::fs::create_dir_all(sub)?;
-    }
-    let options = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        base.display(),
-        upper.display(),
-        work.display()
-    );
-    let started = Instant::now();
-    let mounted = tokio::process::Command::new("mount")
-        .args(["-t", "overlay", "overlay", "-o", &options])
-        .arg(&merged)
-        .output()
-        .await?;
-    let mount = started.elapsed();
-    ensure!(
-        mounted.status.success(),
-        "mount -t overlay: {}",
-        String::from_utf8_lossy(&mounted.stderr).trim()
-    );
-    let started = Instant::now();
-    let status = tokio::process::Command::from(git(&merged, &["status", "--porcelain"]))
-        .output()
-        .await;
-    let git_status = started.elapsed();
-    let unmounted = tokio::process::Command::new("umount")
-        .arg(&merged)
-        .status()
-        .await?;
-    ensure!(unmounted.success(), "umount {} failed", merged.display());
-    remove(dir).await;
-    ensure!(status?.status.success(), "git status in the overlay failed");
-    Ok((mount, git_status))
-}
-
 async fn remove(dir: &Path) {
     let _ = tokio::fs::remove_dir_all(dir).await;
 }
@@ -285,25 +298,37 @@ async fn remove(dir: &Path) {
 mod tests {
     use super::*;
 
-    fn size(files: usize, provision_ms: u64) -> Size {
-        let p = Percentiles::of(&[Duration::from_millis(provision_ms)]);
+    fn size(files: usize, warm_ms: u64) -> Size {
+        let p = Percentiles::of(&[Duration::from_millis(warm_ms)]);
         Size {
             files,
             runs: 1,
-            provision: p,
+            warm_runs: 1,
+            first: Some(Duration::from_secs(1)),
+            warm: Some(p),
+            cold: p,
             shared: p,
-            overlay: Some(p),
             status_in_overlay: None,
         }
     }
 
     #[test]
     fn the_growth_goal_is_judged_only_with_100k_files() {
-        let (rows, body) = render(&[size(1_000, 100), size(100_000, 1_000)], None, false);
+        let (rows, body) = render(&[size(1_000, 50), size(100_000, 500)], None, false);
         assert_eq!(rows[1].met, Some(false));
         assert!(body.contains("10.0 times the 1k-file one"), "{body}");
-        let (rows, body) = render(&[size(1_000, 100), size(10_000, 120)], None, true);
+        let (rows, body) = render(&[size(1_000, 50), size(10_000, 60)], None, true);
         assert!(rows.iter().take(2).all(|row| row.met.is_none()));
         assert!(body.contains("a quick run"), "{body}");
+    }
+
+    #[test]
+    fn the_warm_goal_is_judged_on_the_slowest_size() {
+        let (rows, body) = render(&[size(1_000, 50), size(100_000, 70)], None, false);
+        assert_eq!(rows[1].met, Some(true));
+        assert_eq!(rows[2].met, Some(true));
+        assert!(body.contains("meets the goal of at most 100 ms"), "{body}");
+        let (rows, _) = render(&[size(1_000, 50), size(100_000, 120)], None, false);
+        assert_eq!(rows[2].met, Some(false));
     }
 }

@@ -234,6 +234,14 @@ impl Stack {
 
     /// Stops the stack (SIGTERM: it stops its dev server in order), then for good.
     pub async fn stop(mut self) {
+        self.stop_child().await;
+        // Tasks left at review keep their workspace overlays mounted: detach them, or removing
+        // the data directory would fail on them and they would outlive the run.
+        let _ =
+            activities::workspace::overlay::unmount_all_under(&self.data_dir.join("workspaces"));
+    }
+
+    async fn stop_child(&mut self) {
         if let Some(pid) = self.child.id() {
             let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
             if tokio::time::timeout(Duration::from_secs(20), self.child.wait())

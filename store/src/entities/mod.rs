@@ -7,6 +7,8 @@ pub mod crash_investigation_slot;
 pub mod crash_occurrence;
 pub mod github_delivery;
 pub mod github_pull_request;
+pub mod github_task_origin;
+pub mod github_write;
 pub mod ledger_entries;
 pub mod review_decision;
 pub mod review_request;
