@@ -89,7 +89,10 @@ pub fn task_budget(
         ));
     }
     if max_tokens == Some(0) {
-        return Err(ApiError::invalid("max_tokens", "max_tokens must be at least 1"));
+        return Err(ApiError::invalid(
+            "max_tokens",
+            "max_tokens must be at least 1",
+        ));
     }
     let dollars = budget::lowered(cap_dollars.map(|d| d.0), max_dollars).map_err(|cap| {
         ApiError::invalid(

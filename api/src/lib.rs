@@ -5,10 +5,11 @@
 //! invariant 3). [`router`] is the seam between a binary and tests; [`openapi`] the contract.
 
 pub mod admission;
+mod crash_intake;
 pub mod dto;
 pub mod error;
-pub mod github;
 mod extract;
+pub mod github;
 mod openapi;
 pub mod playbook_files;
 mod policy_decisions;
@@ -32,11 +33,11 @@ use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
+pub use crash_intake::{CrashService, CrashSettings};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use openapi::openapi;
 /// Readiness of Temporal and the database, shared with the worker's own `/readyz`.
 pub use routes::health::{Readiness, readiness};
-pub use openapi::openapi;
-pub use routes::crashes::{CrashService, CrashSettings};
 
 /// What the handlers share.
 pub struct ApiState {
@@ -58,7 +59,7 @@ pub fn router(state: ApiState) -> axum::Router {
     let state = Arc::new(state);
     // The crash intake's writer and outbox sender (which also sends what a previous process
     // left undelivered).
-    routes::crashes::start_intake(&state);
+    crash_intake::start_intake(&state);
     let (router, doc) = openapi::routes().split_for_parts();
     router
         .fallback(|| async { ApiError::not_found("no such route") })
@@ -85,7 +86,10 @@ pub fn with_crash_settings(router: axum::Router, settings: CrashSettings) -> axu
 /// playbooks' schedules first), and GitHub webhooks answered and the GitHub reporter started
 /// (`github::reporter`: comments and PRs for tasks started from issues) when `[github]` is
 /// configured.
-pub fn router_with_triggers(state: ApiState, github: Option<github::GithubSettings>) -> axum::Router {
+pub fn router_with_triggers(
+    state: ApiState,
+    github: Option<github::GithubSettings>,
+) -> axum::Router {
     schedules::watcher::spawn(
         state.client.clone(),
         state.store.clone(),

@@ -6,12 +6,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::SharedState;
-use crate::routes::{PLAYBOOKS, SERVICE, TASKS, health, playbooks, reviews, tasks};
-use crate::routes::{events, history, metrics, report, stats};
 use crate::routes::{COST, budgets, cost};
 use crate::routes::{CRASHES, crashes};
+use crate::routes::{PLAYBOOKS, SERVICE, TASKS, health, playbooks, reviews, tasks};
 use crate::routes::{SCHEDULES, schedules};
 use crate::routes::{TRIGGERS, github};
+use crate::routes::{events, history, metrics, report, stats};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -54,7 +54,10 @@ pub fn routes() -> OpenApiRouter<SharedState> {
         .routes(routes!(metrics::metrics))
         .routes(routes!(crashes::ingest_crash, crashes::list_crashes))
         .routes(routes!(crashes::get_crash))
-        .routes(routes!(schedules::list_schedules, schedules::create_schedule))
+        .routes(routes!(
+            schedules::list_schedules,
+            schedules::create_schedule
+        ))
         .routes(routes!(schedules::get_schedule, schedules::delete_schedule))
         .routes(routes!(schedules::pause_schedule))
         .routes(routes!(schedules::resume_schedule))

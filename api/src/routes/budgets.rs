@@ -116,7 +116,10 @@ pub async fn put_budgets(
 }
 
 /// The budgets as the store has them, with the spend of their windows at `now`.
-pub(crate) async fn budgets_view(store: &Store, now: DateTime<Utc>) -> Result<BudgetsView, ApiError> {
+pub(crate) async fn budgets_view(
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Result<BudgetsView, ApiError> {
     let rows = store.budgets().await?;
     let mut budgets = Vec::with_capacity(rows.len());
     for BudgetRow { budget, updated_at } in rows {
@@ -208,7 +211,11 @@ pub fn validate(input: &BudgetsInput) -> Result<Vec<PeriodBudget>, ApiError> {
             Some(t) if t == 0 || t > i64::MAX as u64 => {
                 return Err(bad(
                     field("tokens"),
-                    format!("{} must be from 1 to {}, not {t}", field("tokens"), i64::MAX),
+                    format!(
+                        "{} must be from 1 to {}, not {t}",
+                        field("tokens"),
+                        i64::MAX
+                    ),
                 ));
             }
             t => t,
@@ -264,15 +271,42 @@ mod tests {
     #[test]
     fn bad_budgets_name_their_field() {
         let cases = [
-            (serde_json::json!([{"scope": "team", "period": "day", "dollars": 1}]), "budgets[0].scope"),
-            (serde_json::json!([{"scope": "global", "period": "yearly", "dollars": 1}]), "budgets[0].period"),
-            (serde_json::json!([{"scope": "global", "period": "sprint:2026-11-02:0", "dollars": 1}]), "budgets[0].period"),
-            (serde_json::json!([{"scope": "global", "period": "day"}]), "budgets[0].dollars"),
-            (serde_json::json!([{"scope": "global", "period": "day", "dollars": -1}]), "budgets[0].dollars"),
-            (serde_json::json!([{"scope": "global", "period": "day", "tokens": 0}]), "budgets[0].tokens"),
-            (serde_json::json!([{"scope": "global", "playbook": "x", "period": "day", "tokens": 1}]), "budgets[0].playbook"),
-            (serde_json::json!([{"scope": "playbook", "period": "day", "tokens": 1}]), "budgets[0].playbook"),
-            (serde_json::json!([{"scope": "playbook", "playbook": "../etc", "period": "day", "tokens": 1}]), "budgets[0].playbook"),
+            (
+                serde_json::json!([{"scope": "team", "period": "day", "dollars": 1}]),
+                "budgets[0].scope",
+            ),
+            (
+                serde_json::json!([{"scope": "global", "period": "yearly", "dollars": 1}]),
+                "budgets[0].period",
+            ),
+            (
+                serde_json::json!([{"scope": "global", "period": "sprint:2026-11-02:0", "dollars": 1}]),
+                "budgets[0].period",
+            ),
+            (
+                serde_json::json!([{"scope": "global", "period": "day"}]),
+                "budgets[0].dollars",
+            ),
+            (
+                serde_json::json!([{"scope": "global", "period": "day", "dollars": -1}]),
+                "budgets[0].dollars",
+            ),
+            (
+                serde_json::json!([{"scope": "global", "period": "day", "tokens": 0}]),
+                "budgets[0].tokens",
+            ),
+            (
+                serde_json::json!([{"scope": "global", "playbook": "x", "period": "day", "tokens": 1}]),
+                "budgets[0].playbook",
+            ),
+            (
+                serde_json::json!([{"scope": "playbook", "period": "day", "tokens": 1}]),
+                "budgets[0].playbook",
+            ),
+            (
+                serde_json::json!([{"scope": "playbook", "playbook": "../etc", "period": "day", "tokens": 1}]),
+                "budgets[0].playbook",
+            ),
             (
                 serde_json::json!([
                     {"scope": "global", "period": "day", "tokens": 1},

@@ -419,7 +419,11 @@ mod tests {
             &[MicroDollars(300), MicroDollars(100), MicroDollars(200)],
         );
         assert_eq!(
-            (some.tasks, some.median_micro_dollars, some.p90_micro_dollars),
+            (
+                some.tasks,
+                some.median_micro_dollars,
+                some.p90_micro_dollars
+            ),
             (3, Some(200), Some(300))
         );
         assert_eq!(some.median.as_deref(), Some("$0.000200"));

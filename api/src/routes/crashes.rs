@@ -1,21 +1,14 @@
 //! `/v1/crashes`: take a crash report (a plain record or a Sentry-style event), fingerprint it,
-//! store it, and deliver it to the `CrashInvestigation` workflow of its group; list and read
-//! groups.
+//! and hand it to the crash intake (`crate::crash_intake`), which stores it and delivers it to
+//! the `CrashInvestigation` workflow of its group; list and read groups.
 //!
 //! The ingestion path is kept short on purpose (the issue asks for 500 requests per second on
-//! two cores): parse, fingerprint (pure), read the playbook file, and one row in the store's
-//! outbox, written in a transaction shared with every crash that arrived meanwhile (group
-//! commit). The request is answered once that transaction committed. A background sender
-//! (one per API state, started with the router) takes the outbox rows, coalesces each group's
-//! into batches of at most [`MAX_BATCH`], and delivers each batch with one signal-with-start
-//! (the `occurrences` signal; the batch id is the request id, so a re-sent batch is
-//! signalled once); rows are deleted only after their signal succeeded, and a restart sends
-//! what was left. The workflow does the counting, the store writes, the rate limit and the
-//! investigation. Bad input is refused before anything is stored, so a 4xx leaves no trace.
+//! two cores): parse, fingerprint (pure), read the playbook file, and hand the crash to the
+//! intake, which answers once it is stored. The workflow does the counting, the store writes,
+//! the rate limit and the investigation. Bad input is refused before anything is stored, so a
+//! 4xx leaves no trace.
 
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex, Weak};
-use std::time::Duration;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -24,27 +17,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DateTime, TimeZone, Utc};
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use temporalio_client::tonic;
-use temporalio_common::protos::temporal::api::common::v1::{Payload, Payloads, WorkflowType};
-use temporalio_common::protos::temporal::api::enums::v1::{
-    TaskQueueKind, WorkflowIdConflictPolicy,
-};
-use temporalio_common::protos::temporal::api::taskqueue::v1::TaskQueue;
-use temporalio_common::protos::temporal::api::workflowservice::v1::SignalWithStartWorkflowExecutionRequest;
-use tokio::sync::{Notify, mpsc, oneshot};
 use utoipa::{IntoParams, ToSchema};
 use workflows::crash::{CrashInput, CrashInputError, CrashReport, MAX_TEXT_BYTES, fingerprint};
-use workflows::crash_contracts::{CrashGroupStatus, Occurrence, RecordedOccurrence};
+use workflows::crash_contracts::{CrashGroupStatus, RecordedOccurrence};
 use workflows::crash_investigation::intake::{group_id, occurrence, service_of};
-use workflows::crash_investigation::{
-    CRASH_INVESTIGATION_WORKFLOW, CrashInvestigationInput, CrashLimits, InvestigationTarget,
-    OCCURRENCES_SIGNAL,
-};
-use workflows::{AgentSpec, TASK_QUEUE, TaskStatus};
+use workflows::crash_investigation::{CrashInvestigationInput, CrashLimits, InvestigationTarget};
+use workflows::{AgentSpec, TaskStatus};
 
 use crate::admission::list_limit;
+use crate::crash_intake::{self, CrashSettings};
 use crate::error::{ApiError, ErrorBody, serde_field};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::{SharedState, playbook_files};
@@ -168,7 +150,7 @@ pub async fn ingest_crash(
         limits: CrashLimits::default(),
         carried: None,
     };
-    let new = take(&state, input, occurrence).await?;
+    let new = crash_intake::take(&state, input, occurrence).await?;
     if new {
         tracing::info!(group = %accepted.group_id, "new crash group");
     }
@@ -177,67 +159,6 @@ pub async fn ingest_crash(
         Json(CrashAccepted { new, ..accepted }),
     )
         .into_response())
-}
-
-/// Where crashes are investigated when the request does not say (`?repo=`, `?agent=`):
-/// the `[crashes]` section of the configuration, by service.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CrashSettings {
-    /// The agent program of services whose entry names none.
-    #[serde(default)]
-    pub agent: Option<String>,
-    /// One entry per service (`[[crashes.services]]`).
-    #[serde(default)]
-    pub services: Vec<CrashService>,
-}
-
-impl CrashSettings {
-    /// The entry of a service (names match exactly).
-    pub fn service(&self, name: &str) -> Option<&CrashService> {
-        self.services.iter().find(|s| s.service == name)
-    }
-
-    /// Refuses entries that cannot be used: an empty service or repository, a service named
-    /// twice.
-    pub fn check(&self) -> Result<(), String> {
-        for (i, entry) in self.services.iter().enumerate() {
-            if entry.service.trim().is_empty() || entry.repo.trim().is_empty() {
-                return Err(format!(
-                    "crashes.services[{i}]: service and repo must not be empty"
-                ));
-            }
-            if self.services[..i]
-                .iter()
-                .any(|e| e.service == entry.service)
-            {
-                return Err(format!(
-                    "crashes.services: service {:?} is mapped twice",
-                    entry.service
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Where one service's crashes are investigated.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CrashService {
-    /// The crash's service, as the group shows it.
-    pub service: String,
-    /// Git URL or path of the repository investigations work on.
-    pub repo: String,
-    /// The branch investigations start from; default `main`.
-    #[serde(default)]
-    pub base: Option<String>,
-    /// The agent program; default `[crashes] agent`.
-    #[serde(default)]
-    pub agent: Option<String>,
-    /// The playbook investigations follow; default `investigate-crash`.
-    #[serde(default)]
-    pub playbook: Option<String>,
 }
 
 /// The investigation target of one request: its query parameters first, then the service's
@@ -301,371 +222,6 @@ fn target_of(
         base: base.to_string(),
         agent,
         playbook,
-    })
-}
-
-/// Occurrences in one signal, at most: well inside Temporal's payload limit (2 MB).
-const MAX_BATCH: usize = 100;
-/// Crashes written in one transaction, at most.
-const MAX_WRITE: usize = 512;
-/// Outbox rows one sender pass claims, at most.
-const CLAIM_LIMIT: u64 = 5000;
-/// How long a pass holds the rows it claimed: a sender that dies leaves them to another
-/// (or to itself after a restart) this much later.
-const LEASE_MS: i64 = 30_000;
-/// Groups sent to at once within a pass.
-const SEND_CONCURRENCY: usize = 32;
-/// Passes of the sender start at most this often while there is work.
-const PASS_INTERVAL: Duration = Duration::from_millis(500);
-/// How often the sender looks for rows it was not woken for (another replica's, a restart's).
-const POLL: Duration = Duration::from_secs(1);
-/// The pause after a pass that could not send everything.
-const RETRY: Duration = Duration::from_millis(500);
-/// One signal-with-start, at most (well inside the lease).
-const SIGNAL_TIMEOUT: Duration = Duration::from_secs(10);
-/// Groups whose stored input the intake remembers; past this it forgets them all.
-const KNOWN_GROUPS: usize = 10_000;
-
-/// A crash waiting for the intake's next transaction.
-struct Pending {
-    input: CrashInvestigationInput,
-    occurrence: Occurrence,
-    reply: oneshot::Sender<Result<bool, ApiError>>,
-}
-
-/// One API state's intake: the queue of its writer, and the wake-up of its sender.
-struct Intake {
-    state: Weak<crate::ApiState>,
-    queue: mpsc::Sender<Pending>,
-}
-
-static INTAKES: LazyLock<Mutex<Vec<Arc<Intake>>>> = LazyLock::new(Mutex::default);
-
-/// Starts the crash intake of an API state: its writer (the group commit of `POST
-/// /v1/crashes`) and its outbox sender, which also delivers what an earlier process left
-/// undelivered. Without a Tokio runtime it starts with the first crash instead.
-pub(crate) fn start_intake(state: &SharedState) {
-    if tokio::runtime::Handle::try_current().is_ok() {
-        intake_of(state);
-    }
-}
-
-fn intake_of(state: &SharedState) -> Arc<Intake> {
-    let mut intakes = INTAKES.lock().unwrap_or_else(|e| e.into_inner());
-    // A dropped state's writer ends with its queue.
-    intakes.retain(|i| i.state.strong_count() > 0);
-    if let Some(intake) = intakes
-        .iter()
-        .find(|i| std::ptr::eq(i.state.as_ptr(), Arc::as_ptr(state)))
-    {
-        return intake.clone();
-    }
-    let (queue, pending) = mpsc::channel(4 * MAX_WRITE);
-    let wake = Arc::new(Notify::new());
-    tokio::spawn(write_loop(state.store.clone(), pending, wake.clone()));
-    tokio::spawn(send_loop(Arc::downgrade(state), wake));
-    let intake = Arc::new(Intake {
-        state: Arc::downgrade(state),
-        queue,
-    });
-    intakes.push(intake.clone());
-    intake
-}
-
-fn store_unavailable() -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "store_unavailable",
-        "the crash was not stored; send it again",
-    )
-}
-
-/// Takes the crash durably (an outbox row; the group's input when it is new or changed) and
-/// answers whether it started a new group. Its delivery to the workflow is the sender's.
-async fn take(
-    state: &SharedState,
-    input: CrashInvestigationInput,
-    occurrence: Occurrence,
-) -> Result<bool, ApiError> {
-    let intake = intake_of(state);
-    let (reply, answer) = oneshot::channel();
-    intake
-        .queue
-        .send(Pending {
-            input,
-            occurrence,
-            reply,
-        })
-        .await
-        .map_err(|_| store_unavailable())?;
-    answer.await.unwrap_or_else(|_| Err(store_unavailable()))
-}
-
-/// Group commit: every crash that arrived while the previous transaction ran goes into the
-/// next one, and each request is answered when the transaction holding its crash committed.
-async fn write_loop(store: store::Store, mut queue: mpsc::Receiver<Pending>, wake: Arc<Notify>) {
-    // The input each group is stored with, as far as this process wrote it.
-    let mut known: HashMap<String, CrashInvestigationInput> = HashMap::new();
-    let mut batch = Vec::with_capacity(MAX_WRITE);
-    while queue.recv_many(&mut batch, MAX_WRITE).await > 0 {
-        let crashes: Vec<store::TakenCrash<'_>> = batch
-            .iter()
-            .map(|p: &Pending| store::TakenCrash {
-                group_id: &p.input.group_id,
-                input: (known.get(&p.input.group_id) != Some(&p.input)).then_some(&p.input),
-                occurrence: &p.occurrence,
-            })
-            .collect();
-        let started = std::time::Instant::now();
-        let result = store.take_crashes(&crashes).await;
-        drop(crashes);
-        tracing::debug!(
-            crashes = batch.len(),
-            took_us = started.elapsed().as_micros() as u64,
-            "crash intake commit"
-        );
-        match result {
-            Ok(new) => {
-                if known.len() > KNOWN_GROUPS {
-                    known.clear();
-                }
-                for (pending, new) in batch.drain(..).zip(new) {
-                    if known.get(&pending.input.group_id) != Some(&pending.input) {
-                        known.insert(pending.input.group_id.clone(), pending.input);
-                    }
-                    let _ = pending.reply.send(Ok(new));
-                }
-                wake.notify_one();
-            }
-            Err(err) => {
-                tracing::error!(error = %err, crashes = batch.len(), "cannot store crashes");
-                for pending in batch.drain(..) {
-                    let _ = pending.reply.send(Err(store_unavailable()));
-                }
-            }
-        }
-    }
-}
-
-/// Delivers the outbox to the workflows, pass after pass, for as long as the API state lives.
-async fn send_loop(state: Weak<crate::ApiState>, wake: Arc<Notify>) {
-    let owner = uuid::Uuid::new_v4().to_string();
-    loop {
-        let Some(live) = state.upgrade() else {
-            return;
-        };
-        let started = tokio::time::Instant::now();
-        let outcome = send_pass(&live, &owner).await;
-        drop(live);
-        match outcome {
-            Ok(Pass::Empty) => {
-                tokio::select! {
-                    _ = wake.notified() => {}
-                    _ = tokio::time::sleep(POLL) => {}
-                }
-            }
-            // More may have arrived while this pass sent: go again, but not more often than
-            // every PASS_INTERVAL, so that a burst makes big batches (few signals, few
-            // workflow tasks) instead of competing with the intake for the CPU and the
-            // database.
-            Ok(Pass::Sent) => tokio::time::sleep_until(started + PASS_INTERVAL).await,
-            Ok(Pass::Failed) => tokio::time::sleep(RETRY).await,
-            Err(err) => {
-                tracing::warn!(error = %err, "crash outbox: cannot read the store");
-                tokio::time::sleep(RETRY).await;
-            }
-        }
-    }
-}
-
-/// A batch of one group's outbox rows: its id (Temporal's request id) and the rows.
-type Batch = (String, Vec<store::OutboxOccurrence>);
-
-enum Pass {
-    Empty,
-    Sent,
-    Failed,
-}
-
-/// One pass: claim what waits, fix each new batch (per group, in order, at most
-/// [`MAX_BATCH`]), send each group's batches in order (groups at once), delete what was
-/// delivered and release the rest.
-async fn send_pass(state: &crate::ApiState, owner: &str) -> Result<Pass, store::StoreError> {
-    let started = std::time::Instant::now();
-    let now = Utc::now().timestamp_millis();
-    let rows = state
-        .store
-        .claim_crash_outbox(owner, now, now + LEASE_MS, CLAIM_LIMIT)
-        .await?;
-    if rows.is_empty() {
-        return Ok(Pass::Empty);
-    }
-    let claimed = rows.len();
-    let mut groups: Vec<(String, Vec<store::OutboxOccurrence>)> = Vec::new();
-    for row in rows {
-        match groups.iter_mut().find(|(g, _)| *g == row.group_id) {
-            Some((_, rows)) => rows.push(row),
-            None => groups.push((row.group_id.clone(), vec![row])),
-        }
-    }
-    let mut assigned = Vec::new();
-    let mut batches: Vec<(String, Vec<Batch>)> = Vec::new();
-    for (group, rows) in groups {
-        let mut out: Vec<Batch> = Vec::new();
-        let mut fresh: Vec<store::OutboxOccurrence> = Vec::new();
-        for row in rows {
-            match &row.batch_id {
-                Some(id) => match out.iter_mut().find(|(b, _)| b == id) {
-                    Some((_, rows)) => rows.push(row),
-                    None => out.push((id.clone(), vec![row])),
-                },
-                None => fresh.push(row),
-            }
-        }
-        for chunk in fresh.chunks(MAX_BATCH) {
-            let id = uuid::Uuid::new_v4().to_string();
-            assigned.push((id.clone(), chunk.iter().map(|r| r.id).collect::<Vec<_>>()));
-            out.push((id, chunk.to_vec()));
-        }
-        batches.push((group, out));
-    }
-    state.store.assign_crash_batches(&assigned).await?;
-    let group_ids: Vec<String> = batches.iter().map(|(g, _)| g.clone()).collect();
-    let inputs: HashMap<String, CrashInvestigationInput> = state
-        .store
-        .crash_intake_inputs(&group_ids)
-        .await?
-        .into_iter()
-        .collect();
-
-    let delivered = Mutex::new(Vec::new());
-    let failed = Mutex::new(Vec::new());
-    let signals = std::sync::atomic::AtomicUsize::new(0);
-    futures::stream::iter(batches)
-        .for_each_concurrent(SEND_CONCURRENCY, |(group, out)| {
-            let (inputs, delivered, failed, signals) = (&inputs, &delivered, &failed, &signals);
-            async move {
-                let ids = |rows: &[store::OutboxOccurrence]| rows.iter().map(|r| r.id).collect::<Vec<_>>();
-                let Some(input) = inputs.get(&group) else {
-                    tracing::error!(group = %group, "crash outbox: no stored input for the group; dropping its occurrences");
-                    for (_, rows) in &out {
-                        lock(delivered).extend(ids(rows));
-                    }
-                    return;
-                };
-                let mut out = out.into_iter();
-                for (batch, rows) in out.by_ref() {
-                    let occurrences: Vec<&Occurrence> = rows.iter().map(|r| &r.occurrence).collect();
-                    signals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    match signal_with_start(state, input, &batch, &occurrences).await {
-                        Ok(started) => {
-                            if started {
-                                tracing::debug!(group = %group, "started the crash group's workflow");
-                            }
-                            lock(delivered).extend(ids(&rows));
-                        }
-                        Err(err) => {
-                            tracing::warn!(group = %group, error = %err.message, "crash outbox: cannot deliver; will retry");
-                            lock(failed).extend(ids(&rows));
-                            break;
-                        }
-                    }
-                }
-                // A group's batches go in order: after a failure, the rest wait too.
-                for (_, rows) in out {
-                    lock(failed).extend(ids(&rows));
-                }
-            }
-        })
-        .await;
-    let delivered = delivered.into_inner().unwrap_or_else(|e| e.into_inner());
-    let failed = failed.into_inner().unwrap_or_else(|e| e.into_inner());
-    state.store.crash_outbox_delivered(&delivered).await?;
-    state.store.release_crash_outbox(&failed).await?;
-    tracing::debug!(
-        claimed,
-        groups = group_ids.len(),
-        signals = signals.into_inner(),
-        delivered = delivered.len(),
-        failed = failed.len(),
-        took_ms = started.elapsed().as_millis() as u64,
-        "crash outbox pass"
-    );
-    Ok(if failed.is_empty() {
-        Pass::Sent
-    } else {
-        Pass::Failed
-    })
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// One signal-with-start of a batch, through the raw service: the typed client does not say
-/// whether the call started the workflow. The batch id is the request id, so a batch sent
-/// again (after a failure or a restart) is signalled once.
-async fn signal_with_start(
-    state: &crate::ApiState,
-    input: &CrashInvestigationInput,
-    batch: &str,
-    occurrences: &[&Occurrence],
-) -> Result<bool, ApiError> {
-    // Investigations quote a group's first crash only: later ones travel without their text.
-    let occurrences: Vec<Occurrence> = occurrences
-        .iter()
-        .enumerate()
-        .map(|(i, o)| Occurrence {
-            excerpt: if i == 0 {
-                o.excerpt.clone()
-            } else {
-                String::new()
-            },
-            ..(*o).clone()
-        })
-        .collect();
-    let encode = |e: serde_json::Error| ApiError::internal("cannot encode the crash", &e);
-    let request = SignalWithStartWorkflowExecutionRequest {
-        namespace: state.namespace.clone(),
-        workflow_id: input.group_id.clone(),
-        workflow_type: Some(WorkflowType {
-            name: CRASH_INVESTIGATION_WORKFLOW.to_string(),
-        }),
-        task_queue: Some(TaskQueue {
-            name: TASK_QUEUE.to_string(),
-            kind: TaskQueueKind::Normal as i32,
-            ..Default::default()
-        }),
-        input: Some(Payloads {
-            payloads: vec![json_payload(input).map_err(encode)?],
-        }),
-        identity: state.client.connection().identity().to_string(),
-        request_id: batch.to_string(),
-        workflow_id_conflict_policy: WorkflowIdConflictPolicy::UseExisting as i32,
-        signal_name: OCCURRENCES_SIGNAL.to_string(),
-        signal_input: Some(Payloads {
-            payloads: vec![json_payload(&occurrences).map_err(encode)?],
-        }),
-        ..Default::default()
-    };
-    let mut request = tonic::Request::new(request);
-    request.set_timeout(SIGNAL_TIMEOUT);
-    let mut service = state.client.connection().workflow_service();
-    match service.signal_with_start_workflow_execution(request).await {
-        Ok(response) => Ok(response.into_inner().started),
-        Err(status) => Err(crate::temporal::unavailable(
-            &format!("cannot deliver crashes to {}", input.group_id),
-            &status,
-        )),
-    }
-}
-
-/// A payload as the SDK's default converter writes it (`json/plain`).
-fn json_payload<T: Serialize>(value: &T) -> Result<Payload, serde_json::Error> {
-    Ok(Payload {
-        metadata: HashMap::from([("encoding".to_string(), b"json/plain".to_vec())]),
-        data: serde_json::to_vec(value)?,
-        ..Default::default()
     })
 }
 

@@ -70,7 +70,11 @@ pub async fn readiness(client: &temporalio_client::Client, store: &store::Store)
             false
         }
     };
-    let status = if temporal && database { "ready" } else { "not_ready" };
+    let status = if temporal && database {
+        "ready"
+    } else {
+        "not_ready"
+    };
     Readiness {
         status: status.to_string(),
         temporal,

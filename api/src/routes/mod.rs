@@ -1,8 +1,8 @@
 //! The HTTP routes, one module per resource, each next to its handlers' OpenAPI description.
 
-pub mod crashes;
 pub mod budgets;
 pub mod cost;
+pub mod crashes;
 pub mod events;
 pub mod github;
 pub mod health;
