@@ -301,6 +301,7 @@ fn seen(n: i64) -> Occurrence {
         host: Some(format!("box-{n}")),
         message: format!("ValueError: bad {n}"),
         excerpt: format!("Traceback {n}"),
+        batch: None,
     }
 }
 

@@ -32,6 +32,10 @@ pub struct Occurrence {
     /// The crash text as sent (type, message, frames), bounded: what an investigation quotes.
     #[serde(default)]
     pub excerpt: String,
+    /// The intake's delivery batch this occurrence came in (set on the batch's first one): a
+    /// batch delivered again is not counted again, even after continue-as-new.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<String>,
 }
 
 /// Where a crash group stands.

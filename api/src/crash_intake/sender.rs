@@ -179,7 +179,8 @@ async fn send_pass(state: &crate::ApiState, owner: &str) -> Result<Pass, store::
 
 /// One signal-with-start of a batch, through the raw service: the typed client does not say
 /// whether the call started the workflow. The batch id is the request id, so a batch sent
-/// again (after a failure or a restart) is signalled once.
+/// again (after a failure or a restart) is signalled once; and it rides on the batch's first
+/// occurrence, so the workflow also drops a batch it took in an earlier run.
 async fn signal_with_start(
     state: &crate::ApiState,
     input: &CrashInvestigationInput,
@@ -196,6 +197,9 @@ async fn signal_with_start(
             } else {
                 String::new()
             },
+            // The workflow remembers batches, so a batch sent again after the group's workflow
+            // continued as new (past Temporal's request-id de-duplication) is not counted twice.
+            batch: (i == 0).then(|| batch.to_string()),
             ..(*o).clone()
         })
         .collect();

@@ -134,6 +134,7 @@ mod tests {
             host: None,
             message: "bad".into(),
             excerpt: String::new(),
+            batch: None,
         }
     }
 

@@ -74,4 +74,7 @@ pub struct Carried {
     /// The crash text the investigations quote (the first occurrence's).
     #[serde(default)]
     pub excerpt: String,
+    /// The latest delivery batches taken, oldest first (see [`Occurrence::batch`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<String>,
 }

@@ -80,6 +80,7 @@ pub fn occurrence(input: &CrashInput, report: &CrashReport, received_at_ms: i64)
         host,
         message: report.message.clone(),
         excerpt: excerpt(input),
+        batch: None,
     }
 }
 

@@ -40,6 +40,24 @@ pub const OCCURRENCE_SIGNAL: &str = "occurrence";
 /// The pinned name of the signal that delivers occurrences that arrived together.
 pub const OCCURRENCES_SIGNAL: &str = "occurrences";
 
+/// Delivery batches remembered for de-duplication: far more than a sender can have in flight.
+const REMEMBERED_BATCHES: usize = 256;
+
+/// Whether these occurrences are not a batch taken before; remembers the batch if so.
+fn first_delivery(batches: &mut Vec<String>, occurrences: &[Occurrence]) -> bool {
+    let Some(batch) = occurrences.first().and_then(|o| o.batch.as_ref()) else {
+        return true;
+    };
+    if batches.contains(batch) {
+        return false;
+    }
+    if batches.len() >= REMEMBERED_BATCHES {
+        batches.remove(0);
+    }
+    batches.push(batch.clone());
+    true
+}
+
 /// What the `state` query answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CrashGroupState {
@@ -57,18 +75,26 @@ pub struct CrashInvestigationWorkflow {
     excerpt: String,
     /// Occurrences this run has taken, towards continue-as-new.
     handled: u32,
+    /// The latest delivery batches taken (carried over continue-as-new), oldest first.
+    batches: Vec<String>,
 }
 
 #[workflow_methods]
 impl CrashInvestigationWorkflow {
     #[init]
     pub fn new(_ctx: &WorkflowContextView, mut input: CrashInvestigationInput) -> Self {
-        let (group, pending, excerpt) = match input.carried.take() {
-            Some(carried) => (carried.group, carried.pending, carried.excerpt),
+        let (group, pending, excerpt, batches) = match input.carried.take() {
+            Some(carried) => (
+                carried.group,
+                carried.pending,
+                carried.excerpt,
+                carried.batches,
+            ),
             None => (
                 empty_group(&input.group_id, &input.service, &input.fingerprint),
                 Vec::new(),
                 String::new(),
+                Vec::new(),
             ),
         };
         Self {
@@ -77,6 +103,7 @@ impl CrashInvestigationWorkflow {
             pending,
             excerpt,
             handled: 0,
+            batches,
         }
     }
 
@@ -154,6 +181,7 @@ impl CrashInvestigationWorkflow {
                             })
                             .collect(),
                         excerpt: s.excerpt.clone(),
+                        batches: s.batches.clone(),
                     });
                     input
                 });
@@ -179,6 +207,10 @@ impl CrashInvestigationWorkflow {
         _ctx: &mut SyncWorkflowContext<Self>,
         occurrences: Vec<Occurrence>,
     ) {
+        // A batch the intake delivered again (its answer was lost) is already counted.
+        if !first_delivery(&mut self.batches, &occurrences) {
+            return;
+        }
         if self.excerpt.is_empty()
             && let Some(first) = occurrences.first()
         {
@@ -302,4 +334,35 @@ fn store_write() -> ActivityOptions {
     ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
         .retry_policy(retry)
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(id: Option<&str>) -> Vec<Occurrence> {
+        vec![Occurrence {
+            received_at_ms: 1,
+            release: None,
+            environment: None,
+            host: None,
+            message: String::new(),
+            excerpt: String::new(),
+            batch: id.map(str::to_string),
+        }]
+    }
+
+    #[test]
+    fn a_batch_delivered_again_is_dropped_and_old_batches_are_forgotten() {
+        let mut seen = Vec::new();
+        assert!(first_delivery(&mut seen, &batch(Some("b1"))));
+        assert!(!first_delivery(&mut seen, &batch(Some("b1"))));
+        assert!(first_delivery(&mut seen, &batch(None)), "no batch id: always taken");
+        assert!(first_delivery(&mut seen, &batch(None)));
+        for i in 0..REMEMBERED_BATCHES {
+            assert!(first_delivery(&mut seen, &batch(Some(&format!("x{i}")))));
+        }
+        assert_eq!(seen.len(), REMEMBERED_BATCHES);
+        assert!(first_delivery(&mut seen, &batch(Some("b1"))), "b1 was forgotten");
+    }
 }
