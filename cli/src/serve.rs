@@ -191,18 +191,26 @@ async fn run_workers(
     Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler cannot fail on Linux");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled: a signal that arrives while the process is still starting
+/// (its API may already answer) must stop it cleanly, not kill it.
+pub fn shutdown_signal() -> impl Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt =
+        signal(SignalKind::interrupt()).expect("installing a SIGINT handler cannot fail on Linux");
+    let mut term =
+        signal(SignalKind::terminate()).expect("installing a SIGTERM handler cannot fail on Linux");
+    async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = term.recv() => {}
+        }
     }
 }
 
 /// `errand up`: dev server (or attach), SQLite, API and worker in one process.
 pub async fn up(settings: Settings) -> anyhow::Result<()> {
+    let stop = shutdown_signal();
     std::fs::create_dir_all(&settings.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
@@ -222,7 +230,7 @@ pub async fn up(settings: Settings) -> anyhow::Result<()> {
             println!("  Data:        {}", settings.data_dir.display());
             println!("Press Ctrl-C to stop.");
         },
-        shutdown_signal(),
+        stop,
     )
     .await;
     temporal.stop().await?;
@@ -258,6 +266,7 @@ pub async fn run_both(
 
 /// `errand worker`: polls the task queue against the configured Temporal and database.
 pub async fn worker(settings: Settings) -> anyhow::Result<()> {
+    let stop = shutdown_signal();
     std::fs::create_dir_all(&settings.data_dir)?;
     let temporal = Temporal::attach(&settings, "worker").await?;
     let store = open_store(&settings).await?;
@@ -276,7 +285,7 @@ pub async fn worker(settings: Settings) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let result = run_workers(workers, shutdown_signal(), || {}).await;
+    let result = run_workers(workers, stop, || {}).await;
     if let Some(health) = health {
         health.abort();
     }
@@ -374,9 +383,10 @@ fn worker_metrics(host: &worker::WorkerHost) -> String {
 
 /// `errand api`: serves the REST API against the configured Temporal and database.
 pub async fn api(settings: Settings) -> anyhow::Result<()> {
+    let stop = shutdown_signal();
     let temporal = Temporal::attach(&settings, "api").await?;
     let store = open_store(&settings).await?;
-    let (url, server) = spawn_api(&settings, &temporal, store, shutdown_signal()).await?;
+    let (url, server) = spawn_api(&settings, &temporal, store, stop).await?;
     println!("Errand API on {url}");
     server
         .await
