@@ -86,7 +86,7 @@ pub async fn measure(
     let mut out = format!(
         "{tasks} tasks with a no-op agent (`true`) and a no-op check (`true`) on a small \
          repository, triggered at once (in {}), until every one is `awaiting_review`: \
-         provision (clone), the agent and the check in the sandbox, push, review request. CPU \
+         provision (an overlay on the repository's base), the agent and the check in the sandbox, push, review request. CPU \
          seconds from /proc over the same {}: the `errand up` process itself (API and worker), \
          the processes it ran and reaped (sandboxes, git), and its Temporal dev server; the \
          machine's busy time (from /proc/stat, other users' work included) against its {} \
