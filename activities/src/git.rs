@@ -11,7 +11,7 @@ pub use cli::GitError;
 /// The agent's share in every commit it helped write.
 pub const AGENT_TRAILER: &str = "Co-authored-by: errand-agent <agent@errand.invalid>";
 /// Records which `repo` argument a checkout was cloned from, to recognise it on reuse.
-pub(crate) const REPO_CONFIG_KEY: &str = "errand.repo";
+const REPO_CONFIG_KEY: &str = "errand.repo";
 
 /// Clone `repo` (URL or path) into `dest` and check out `branch`: from the remote's `branch`
 /// if it exists (a checkpoint of earlier work), else new at origin/`base`. If `dest` is already
@@ -297,26 +297,10 @@ async fn clone(repo: &str, dest: &Path) -> Result<(), GitError> {
     let staging = staging_path(dest)?;
     let _ = std::fs::remove_dir_all(&staging);
     let staging_str = staging.to_string_lossy();
-    let cloned = Git::anywhere()
-        .output(&[
-            "clone",
-            "--quiet",
-            "--no-checkout",
-            "--",
-            repo,
-            &staging_str,
-        ])
-        .await?;
-    if cloned.code != Some(0) {
+    if let Err(err) = clone_no_checkout(repo, &staging).await {
         let _ = std::fs::remove_dir_all(&staging);
-        return Err(GitError::bad_input(format!(
-            "cannot clone {repo}: {}",
-            cloned.stderr
-        )));
+        return Err(err);
     }
-    Git::in_dir(&staging)
-        .run(&["config", REPO_CONFIG_KEY, repo])
-        .await?;
     // rename(2) replaces an empty directory, so a pre-made empty `dest` is fine.
     std::fs::rename(&staging, dest).map_err(|source| GitError::Spawn {
         args: vec![
@@ -326,6 +310,25 @@ async fn clone(repo: &str, dest: &Path) -> Result<(), GitError> {
         ],
         source,
     })
+}
+
+/// `git clone --no-checkout repo dest`, with `repo` recorded in its config (to recognise the
+/// checkout on reuse); a clone that fails is bad input (unreachable, not a repository).
+pub(crate) async fn clone_no_checkout(repo: &str, dest: &Path) -> Result<(), GitError> {
+    let dest_str = dest.to_string_lossy();
+    let cloned = Git::anywhere()
+        .output(&["clone", "--quiet", "--no-checkout", "--", repo, &dest_str])
+        .await?;
+    if cloned.code != Some(0) {
+        return Err(GitError::bad_input(format!(
+            "cannot clone {repo}: {}",
+            cloned.stderr
+        )));
+    }
+    Git::in_dir(dest)
+        .run(&["config", REPO_CONFIG_KEY, repo])
+        .await?;
+    Ok(())
 }
 
 async fn is_checkout_of(repo: &str, dest: &Path) -> Result<bool, GitError> {

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::OwnedMutexGuard;
 
-use crate::git::{Git, GitError, REPO_CONFIG_KEY};
+use crate::git::{self, Git, GitError};
 
 /// The bases of every repository this worker has provisioned from.
 #[derive(Debug)]
@@ -117,26 +117,9 @@ impl Bases {
             .map_err(|e| io_error("write", &repo_dir, e))?;
         let staging = repo_dir.join(format!(".{commit}.building"));
         let _ = std::fs::remove_dir_all(&staging);
-        let staging_str = staging.to_string_lossy().into_owned();
         let result = async {
-            let cloned = Git::anywhere()
-                .output(&[
-                    "clone",
-                    "--quiet",
-                    "--no-checkout",
-                    "--",
-                    repo,
-                    &staging_str,
-                ])
-                .await?;
-            if cloned.code != Some(0) {
-                return Err(GitError::bad_input(format!(
-                    "cannot clone {repo}: {}",
-                    cloned.stderr
-                )));
-            }
+            git::clone_no_checkout(repo, &staging).await?;
             let git = Git::in_dir(&staging);
-            git.run(&["config", REPO_CONFIG_KEY, repo]).await?;
             // Detached at the commit: a task branch created there switches without touching
             // a file (git's fast path for a new branch at HEAD).
             git.run(&["checkout", "--quiet", "--detach", commit])
