@@ -21,6 +21,15 @@ async fn bounded<F: Future>(test: F) -> F::Output {
         .expect("test exceeded its time bound")
 }
 
+/// Runs an overlay test within its bound; overlays need root, so elsewhere it says it skipped.
+async fn as_root(test: impl Future<Output = ()>) {
+    if !is_root() {
+        eprintln!("skipped: overlays need root");
+        return;
+    }
+    bounded(test).await;
+}
+
 fn is_root() -> bool {
     // SAFETY: a plain syscall.
     unsafe { libc::geteuid() == 0 }
@@ -128,11 +137,7 @@ fn base_of(kind: &Kind) -> PathBuf {
 
 #[tokio::test]
 async fn a_base_is_built_once_and_shared_by_two_tasks() {
-    if !is_root() {
-        eprintln!("skipped: overlays need root");
-        return;
-    }
-    bounded(async {
+    as_root(async {
         let fx = Fixture::new();
         let ws = fx.workspaces();
         let head = git_out(&fx.dir.path().join("seed"), &["rev-parse", "HEAD"]);
@@ -180,11 +185,7 @@ async fn a_base_is_built_once_and_shared_by_two_tasks() {
 
 #[tokio::test]
 async fn an_overlay_continues_from_a_pushed_checkpoint() {
-    if !is_root() {
-        eprintln!("skipped: overlays need root");
-        return;
-    }
-    bounded(async {
+    as_root(async {
         let fx = Fixture::new();
         let ws = fx.workspaces();
         // The base is built (and knows no task branch) before the checkpoint is pushed.
@@ -210,11 +211,7 @@ async fn an_overlay_continues_from_a_pushed_checkpoint() {
 
 #[tokio::test]
 async fn a_moved_base_branch_gets_a_new_base_and_the_old_one_stays_under_its_task() {
-    if !is_root() {
-        eprintln!("skipped: overlays need root");
-        return;
-    }
-    bounded(async {
+    as_root(async {
         let fx = Fixture::new();
         let ws = fx.workspaces();
         let old = fx.provision(&ws, "task-1").await;
@@ -245,11 +242,7 @@ async fn a_moved_base_branch_gets_a_new_base_and_the_old_one_stays_under_its_tas
 
 #[tokio::test]
 async fn the_refresh_prebuilds_the_base_of_a_moved_branch() {
-    if !is_root() {
-        eprintln!("skipped: overlays need root");
-        return;
-    }
-    bounded(async {
+    as_root(async {
         let fx = Fixture::new();
         let ws = fx.workspaces();
         let first = fx.provision(&ws, "task-1").await;
@@ -291,11 +284,7 @@ async fn without_an_overlay_the_workspace_is_a_clone() {
 
 #[tokio::test]
 async fn a_failed_mount_falls_back_to_a_clone() {
-    if !is_root() {
-        eprintln!("skipped: overlays need root");
-        return;
-    }
-    bounded(async {
+    as_root(async {
         // overlayfs cannot take a layer path with a comma in its options: the mount fails.
         let fx = Fixture::with_data_name("da,ta");
         let ws = fx.workspaces();
@@ -320,11 +309,7 @@ async fn a_failed_mount_falls_back_to_a_clone() {
 
 #[tokio::test]
 async fn cleanup_unmounts_before_removing() {
-    if !is_root() {
-        eprintln!("skipped: overlays need root");
-        return;
-    }
-    bounded(async {
+    as_root(async {
         let fx = Fixture::new();
         let ws = fx.workspaces();
         let made = fx.provision(&ws, "task-1").await;
@@ -346,11 +331,7 @@ async fn cleanup_unmounts_before_removing() {
 
 #[tokio::test]
 async fn a_lost_mount_is_mounted_again_with_its_work() {
-    if !is_root() {
-        eprintln!("skipped: overlays need root");
-        return;
-    }
-    bounded(async {
+    as_root(async {
         let fx = Fixture::new();
         let ws = fx.workspaces();
         let made = fx.provision(&ws, "task-1").await;
@@ -384,11 +365,7 @@ async fn a_lost_mount_is_mounted_again_with_its_work() {
 
 #[tokio::test]
 async fn the_sandbox_stacks_its_overlay_on_a_task_overlay() {
-    if !is_root() {
-        eprintln!("skipped: overlays need root");
-        return;
-    }
-    bounded(async {
+    as_root(async {
         let fx = Fixture::new();
         let ws = fx.workspaces();
         let made = fx.provision(&ws, "task-1").await;
