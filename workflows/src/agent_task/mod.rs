@@ -20,16 +20,15 @@ use temporalio_common::protos::temporal::api::failure::v1::Failure;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
     ActivityExecutionError, ApplicationFailure, CancellableFuture, SignalWorkflowOptions,
-    SyncWorkflowContext,
-    TimerResult, WorkflowCancellationToken, WorkflowContext, WorkflowContextView, WorkflowResult,
-    WorkflowTermination, workflows::select,
+    SyncWorkflowContext, TimerResult, WorkflowCancellationToken, WorkflowContext,
+    WorkflowContextView, WorkflowResult, WorkflowTermination, workflows::select,
 };
 
+use crate::budget::Spent;
 use crate::contracts::{
     AgentExit, AgentRunRequest, BAD_INPUT, FinishRequest, MERGE_CONFLICT, MergeRequest,
     PushRequest, Pushed, ReviewRecord, ReviewRequest, StatusChange, TaskActivities, Workspace,
 };
-use crate::budget::Spent;
 use crate::cost::BudgetRefusal;
 use crate::playbook_slots::{
     PlaybookSlotsWorkflow, SlotActivities, SlotRequest, slots_workflow_id,
@@ -409,8 +408,7 @@ impl Run<'_> {
 
             self.set_status(TaskStatus::Pushing, None).await?;
             let pushed = self
-                .push(format!("errand: round {round} of task {}", spec.id),
-                )
+                .push(format!("errand: round {round} of task {}", spec.id))
                 .await?;
             self.act_short(
                 TaskActivities::open_review,
@@ -533,22 +531,30 @@ impl Run<'_> {
     }
 
     /// Gives back the slot this task holds or waits for (a no-op for its slots workflow
-    /// otherwise). Best effort: a lost release is healed when the next grant to this task
-    /// cannot be delivered.
+    /// otherwise). A release that did not go through (cancelled with the task) is sent again
+    /// when the task ends, on a token of its own.
     async fn release_slot(&mut self, cancellation_token: Option<WorkflowCancellationToken>) {
-        let Some(slots) = self.slots.as_mut().filter(|s| s.requested) else {
+        let Some(slots) = self.slots.as_ref().filter(|s| s.requested) else {
             return;
         };
-        slots.requested = false;
         let slots_id = slots_workflow_id(&slots.playbook);
         self.ctx.state_mut(|s| s.slot_granted = false);
         let mut options = SignalWorkflowOptions::default();
         options.cancellation_token = cancellation_token;
-        let _ = self
+        let released = self
             .ctx
             .external_workflow(slots_id, None)
-            .signal(PlaybookSlotsWorkflow::release, self.spec.id.clone(), options)
+            .signal(
+                PlaybookSlotsWorkflow::release,
+                self.spec.id.clone(),
+                options,
+            )
             .await;
+        if released.is_ok()
+            && let Some(slots) = self.slots.as_mut()
+        {
+            slots.requested = false;
+        }
     }
 
     /// Waits for a review decision or the review deadline (None).

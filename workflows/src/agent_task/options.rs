@@ -72,11 +72,7 @@ fn with_retry(
 }
 
 /// Exponential backoff from `initial_interval`, doubling up to 30 s (or the initial interval).
-fn retry_policy(
-    attempts: u32,
-    initial_interval: Duration,
-    non_retryable: &[&str],
-) -> RetryPolicy {
+fn retry_policy(attempts: u32, initial_interval: Duration, non_retryable: &[&str]) -> RetryPolicy {
     RetryPolicy::builder()
         .initial_interval(initial_interval)
         .backoff_coefficient(2.0)

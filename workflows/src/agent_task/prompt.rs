@@ -230,14 +230,16 @@ pub(super) fn followup_feedback(followups: &[Followup]) -> String {
             None => followup.author.clone(),
         };
         let from = FOLLOWUP_MARKER.replace_all(&from, "quoted comment");
-        let _ = write!(text, "\n<follow-up from=\"{from}\">\n{body}\n</follow-up>\n");
+        let _ = write!(
+            text,
+            "\n<follow-up from=\"{from}\">\n{body}\n</follow-up>\n"
+        );
     }
     text
 }
 
-static FOLLOWUP_MARKER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"(?i)follow[-_ ]?up").expect("a valid pattern")
-});
+static FOLLOWUP_MARKER: std::sync::LazyLock<regex::Regex> =
+    std::sync::LazyLock::new(|| regex::Regex::new(r"(?i)follow[-_ ]?up").expect("a valid pattern"));
 
 /// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
 fn clip(text: &str, max: usize) -> &str {
@@ -281,10 +283,17 @@ mod tests {
         ]);
         assert_eq!(text.matches("<follow-up from=").count(), 2, "{text}");
         assert_eq!(text.matches("</follow-up>").count(), 2, "{text}");
-        assert!(text.contains("<follow-up from=\"bob (github:o/r#7)\">"), "{text}");
+        assert!(
+            text.contains("<follow-up from=\"bob (github:o/r#7)\">"),
+            "{text}"
+        );
         assert!(text.contains("please also handle zero"), "{text}");
         assert!(text.contains("</quoted comment>"), "{text}");
-        assert!(text.len() < 2 * MAX_FOLLOWUP_BYTES, "bodies are clipped: {}", text.len());
+        assert!(
+            text.len() < 2 * MAX_FOLLOWUP_BYTES,
+            "bodies are clipped: {}",
+            text.len()
+        );
     }
 
     #[test]
@@ -360,7 +369,10 @@ mod tests {
             text.contains("This is round 1: 60 second(s) for this run, and 1 more round(s)"),
             "{text}"
         );
-        assert!(!text.contains("Cost budget"), "no budget, no budget line: {text}");
+        assert!(
+            !text.contains("Cost budget"),
+            "no budget, no budget line: {text}"
+        );
     }
 
     #[test]
