@@ -148,9 +148,7 @@ async fn start() -> TestApi {
         namespace: "errand-test".to_string(),
     };
     let app = api::router(state).layer(axum::Extension(Arc::new(settings)));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = format!("http://{}", support::serve(app).await);
     TestApi {
         url,
         store,
@@ -162,10 +160,7 @@ async fn start() -> TestApi {
 }
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/github")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    support::github_fixture(name)
 }
 
 fn edited(name: &str, edit: impl FnOnce(&mut Value)) -> Vec<u8> {

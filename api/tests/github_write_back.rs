@@ -11,7 +11,6 @@
 mod support;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -397,9 +396,7 @@ async fn start() -> TestApi {
         namespace: "errand-test".to_string(),
     };
     let app = api::router(state).layer(axum::Extension(settings.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = format!("http://{}", support::serve(app).await);
     TestApi {
         url,
         store,
@@ -411,10 +408,7 @@ async fn start() -> TestApi {
 }
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/github")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    support::github_fixture(name)
 }
 
 impl TestApi {

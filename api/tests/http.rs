@@ -113,10 +113,7 @@ impl TestApi {
             temporal_ui_url: Some("http://ui.example:8233/".to_string()),
             namespace: "errand-test".to_string(),
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = api::router(state);
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let addr = support::serve(api::router(state)).await;
         TestApi {
             addr,
             store,

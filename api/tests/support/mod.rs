@@ -101,3 +101,19 @@ pub async fn fake_temporal(
     let connection = Connection::connect(options).await.unwrap();
     Client::new(connection, ClientOptions::new("errand-test").build()).unwrap()
 }
+
+/// Serves `app` on a free port of 127.0.0.1 for the rest of the test; its address.
+pub async fn serve(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// A real GitHub webhook payload from `tests/fixtures/github`.
+pub fn github_fixture(name: &str) -> Vec<u8> {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/github")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
