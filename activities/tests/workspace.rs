@@ -183,6 +183,31 @@ async fn a_base_is_built_once_and_shared_by_two_tasks() {
     .await;
 }
 
+/// A base's index is written after every file's time, so git trusts its stat data (no "racily
+/// clean" entry to re-read on every status), yet an edit of the same size made at once in a
+/// task, within the second of the build, is still seen.
+#[tokio::test]
+async fn a_new_base_has_no_racily_clean_entry_and_same_second_edits_show() {
+    as_root(async {
+        let fx = Fixture::new();
+        let ws = fx.workspaces();
+        let provisioned = fx.provision(&ws, "task-1").await;
+        let base = base_of(&provisioned.kind);
+        let seconds = |path: &Path| {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::symlink_metadata(path).expect("lstat").mtime()
+        };
+        let index = seconds(&base.join(".git/index"));
+        for name in ["README", "doomed.txt"] {
+            assert!(seconds(&base.join(name)) < index, "{name} is racily clean");
+        }
+        let dest = fx.workspace("task-1");
+        std::fs::write(dest.join("README"), "HELLO\n").expect("write");
+        assert_eq!(git_out(&dest, &["status", "--porcelain"]), "M README");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn an_overlay_continues_from_a_pushed_checkpoint() {
     as_root(async {

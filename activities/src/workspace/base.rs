@@ -9,8 +9,11 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use nix::fcntl::AT_FDCWD;
+use nix::sys::stat::{UtimensatFlags, utimensat};
+use nix::sys::time::TimeSpec;
 use tokio::sync::OwnedMutexGuard;
 
 use crate::git::{self, Git, GitError};
@@ -120,17 +123,31 @@ impl Bases {
         let result = async {
             git::clone_no_checkout(repo, &staging).await?;
             let git = Git::in_dir(&staging);
+            let before = unix_seconds() - 1;
             // Detached at the commit: a task branch created there switches without touching
-            // a file (git's fast path for a new branch at HEAD).
-            git.run(&["checkout", "--quiet", "--detach", commit])
-                .await?;
-            // Files written in the same second as the index are "racily clean" and git would
-            // re-read them all on every status; an index written after that second is clean.
-            wait_for_next_second().await;
+            // a file (git's fast path for a new branch at HEAD). Index version 4
+            // (prefix-compressed paths) halves the index of a large tree.
+            git.run(&[
+                "-c",
+                "index.version=4",
+                "checkout",
+                "--quiet",
+                "--detach",
+                commit,
+            ])
+            .await?;
+            // Files written in the same second as the index are "racily clean": git would
+            // re-read them all on every status in every task. A base is never changed in
+            // place, so its files are dated a second before the checkout began and the
+            // index refreshed once, instead of waiting for the clock to pass that second.
+            let tree = staging.clone();
+            tokio::task::spawn_blocking(move || backdate_tree(&tree, before))
+                .await
+                .unwrap_or_else(|panic| Err(std::io::Error::other(panic)))
+                .map_err(|e| io_error("backdate", &staging, e))?;
+            // Its status is not checked: a file that a content filter changes on checkout
+            // stays "modified" whatever the index says.
             let _ = git.output(&["update-index", "-q", "--refresh"]).await?;
-            // Version 4 (prefix-compressed paths) halves the index of a large tree; setting it
-            // also forces the rewrite that makes the timestamps count.
-            git.run(&["update-index", "--index-version", "4"]).await?;
             Ok(())
         }
         .await;
@@ -268,12 +285,34 @@ fn check_repo(repo: &str) -> Result<(), GitError> {
     Ok(())
 }
 
-async fn wait_for_next_second() {
-    let now = SystemTime::now()
+fn unix_seconds() -> i64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let left = Duration::from_secs(1) - Duration::from_nanos(u64::from(now.subsec_nanos()));
-    tokio::time::sleep(left + Duration::from_millis(10)).await;
+        .map_or(0, |since| since.as_secs() as i64)
+}
+
+/// Sets the modification time of everything under `dir` but `.git` to `seconds` (symlinks
+/// themselves, not their targets).
+fn backdate_tree(dir: &Path, seconds: i64) -> std::io::Result<()> {
+    let time = TimeSpec::new(seconds, 0);
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name() == ".git" {
+            continue;
+        }
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            backdate_tree(&path, seconds)?;
+        }
+        utimensat(
+            AT_FDCWD,
+            &path,
+            &time,
+            &time,
+            UtimensatFlags::NoFollowSymlink,
+        )?;
+    }
+    Ok(())
 }
 
 fn io_error(what: &str, path: &Path, source: std::io::Error) -> GitError {
