@@ -437,16 +437,17 @@ impl IndexGit {
         input: Option<&[u8]>,
         accepted: &[i32],
     ) -> Result<Vec<u8>, GitError> {
-        let (code, stdout, stderr) = self.output(args, input)?;
+        let output = self.output(args, input)?;
+        let code = output.status.code();
         if code.is_some_and(|code| accepted.contains(&code)) {
-            return Ok(stdout);
+            return Ok(output.stdout);
         }
         Err(cli::failed(
             args,
             &cli::Output {
                 code,
                 stdout: String::new(),
-                stderr: String::from_utf8_lossy(&stderr).trim().to_owned(),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
             },
         ))
     }
@@ -461,7 +462,7 @@ impl IndexGit {
         &self,
         args: &[&str],
         input: Option<&[u8]>,
-    ) -> Result<(Option<i32>, Vec<u8>, Vec<u8>), GitError> {
+    ) -> Result<std::process::Output, GitError> {
         use std::io::Write;
         use std::process::Stdio;
         let spawn_error = |source| GitError::Spawn {
@@ -497,6 +498,6 @@ impl IndexGit {
                 Err(_) => return Err(spawn_error(std::io::Error::other("stdin writer panicked"))),
             }
         }
-        Ok((output.status.code(), output.stdout, output.stderr))
+        Ok(output)
     }
 }

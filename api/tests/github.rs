@@ -27,11 +27,13 @@ const SECRET: &str = "it's a secret to everybody";
 const SECRET_ENV: &str = "ERRAND_TEST_GITHUB_SECRET";
 const REPO: &str = "Codertocat/Hello-World";
 
+/// (rpc, request bytes) of every Temporal call.
+type Calls = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 struct TestApi {
     url: String,
     store: store::Store,
-    /// (rpc, request bytes) of every Temporal call.
-    calls: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    calls: Calls,
     _remote: tempfile::TempDir,
     _playbooks: tempfile::TempDir,
     http: reqwest::Client,
@@ -99,7 +101,7 @@ async fn start() -> TestApi {
     // SAFETY: set before any thread of this test reads the environment; every test sets the
     // same value.
     unsafe { std::env::set_var(SECRET_ENV, SECRET) };
-    let calls: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    let calls: Calls = Arc::default();
     let seen = calls.clone();
     let service = CallbackBasedGrpcService {
         callback: Arc::new(move |request| {
@@ -117,7 +119,7 @@ async fn start() -> TestApi {
                 };
                 Ok(GrpcSuccessResponse {
                     headers: Default::default(),
-                    proto: proto.into(),
+                    proto,
                 })
             })
         }),

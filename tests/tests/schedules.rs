@@ -75,7 +75,7 @@ async fn wait_schedule(
     }
 }
 
-fn run_status<'a>(schedule: &'a Value, i: usize) -> Option<&'a str> {
+fn run_status(schedule: &Value, i: usize) -> Option<&str> {
     schedule["recent_runs"][i]["status"].as_str()
 }
 
