@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
@@ -249,6 +249,7 @@ async fn measured(
     measure: impl Future<Output = anyhow::Result<(Vec<Row>, String)>>,
 ) -> anyhow::Result<Figure> {
     eprintln!("measuring {} ...", title.to_lowercase());
+    quiet_disk().await;
     let load = load_average();
     let started = Instant::now();
     let (rows, body) = measure.await?;
@@ -261,6 +262,42 @@ async fn measured(
         load: (load, load_average()),
         own_section: None,
     })
+}
+
+/// Writes back what earlier work left dirty and waits (30 s at most) for a second in which
+/// the disk kept nobody waiting, so that a figure does not pay for the previous one's writes
+/// and removals (on a filesystem that discards freed blocks online, files created while a
+/// large removal is discarded take many times longer).
+async fn quiet_disk() {
+    let _ = tokio::process::Command::new("sync").status().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut before = io_stall();
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = io_stall();
+        match (before, now) {
+            (Some(before), Some(now)) if now.saturating_sub(before) > QUIET_STALL => {}
+            _ => return,
+        }
+        before = now;
+    }
+}
+
+/// At most this much time stalled on I/O in a second counts as quiet (1%).
+const QUIET_STALL: Duration = Duration::from_millis(10);
+
+/// The time tasks have waited for I/O since boot (`some total` of /proc/pressure/io), where
+/// the kernel keeps pressure stall information.
+fn io_stall() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/pressure/io").ok()?;
+    let micros = text
+        .lines()
+        .find_map(|line| line.strip_prefix("some "))?
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("total="))?
+        .parse()
+        .ok()?;
+    Some(Duration::from_micros(micros))
 }
 
 struct Run {
