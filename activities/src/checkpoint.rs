@@ -70,18 +70,21 @@ pub fn due(host: &WorkerHost, ran: Duration) -> Option<Due> {
 }
 
 /// Checkpoints the workspace of `request` after a run when one is due (see [`due`]) and the
-/// workflow asked for checkpoints (histories from before worker affinity did not). A failed
-/// checkpoint is logged, never fatal: the round's result does not depend on it.
+/// workflow asked for checkpoints (histories from before worker affinity did not); true when
+/// one was pushed. A failed checkpoint is logged, never fatal: the round's result does not
+/// depend on it.
 pub async fn after_run(
     host: &WorkerHost,
     request: &AgentRunRequest,
     ran: Duration,
     author_email: impl Fn(&str) -> String,
-) {
+) -> bool {
     let Some(author) = &request.checkpoint_author else {
-        return;
+        return false;
     };
-    let Some(due) = due(host, ran) else { return };
+    let Some(due) = due(host, ran) else {
+        return false;
+    };
     let ws = &request.workspace;
     let message = format!(
         "errand: checkpoint of round {} of task {} ({})",
@@ -101,12 +104,15 @@ pub async fn after_run(
         Ok(Some(commit)) => {
             host.count_checkpoint();
             tracing::info!(task_id = %ws.task_id, round = request.round, %commit, reason = due.as_str(), "checkpoint pushed");
+            true
         }
         Ok(None) => {
             tracing::debug!(task_id = %ws.task_id, round = request.round, "nothing new to checkpoint");
+            false
         }
         Err(err) => {
             tracing::warn!(task_id = %ws.task_id, round = request.round, error = %err, "checkpoint failed");
+            false
         }
     }
 }

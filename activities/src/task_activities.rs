@@ -201,13 +201,10 @@ impl TaskActivitiesImpl {
         let outcome = self
             .run_sandboxed_with(&ctx, &spec, mid_run.as_mut())
             .await?;
-        if let Some(mid_run) = mid_run.as_ref().filter(|mid_run| mid_run.taken() > 0) {
-            tracing::info!(
-                task_id = %request.workspace.task_id, round = request.round,
-                checkpoints = mid_run.taken(), "the agent run was checkpointed"
-            );
-        }
-        crate::checkpoint::after_run(&self.host, &request, outcome.duration, author_email).await;
+        let after =
+            crate::checkpoint::after_run(&self.host, &request, outcome.duration, author_email)
+                .await;
+        let checkpoints = mid_run.as_ref().map_or(0, |mid_run| mid_run.taken()) + u32::from(after);
         // Revoked before anything else can fail; a refused call ends the task for its budget.
         let budget_refusal = gateway
             .map(RunAccess::finish)
@@ -237,6 +234,7 @@ impl TaskActivitiesImpl {
         )
         .await;
         let run = AgentRun {
+            checkpoints,
             budget_refusal: budget_refusal.or(ledger_refusal),
             cost,
             reported,

@@ -114,8 +114,9 @@ pub(crate) fn agent_run(model: round::Model) -> Result<(u32, AgentRun), StoreErr
         // The refusal and the cost live in the ledger (`ledger_entries`).
         budget_refusal: None,
         cost: None,
-        // The agent's own report travels in the workflow's payloads, not in the store.
+        // The agent's own report and its checkpoints travel in the workflow's payloads.
         reported: None,
+        checkpoints: 0,
     };
     Ok((round_from_db(task_id, model.round)?, run))
 }

@@ -82,6 +82,7 @@ fn agent_run(exit: AgentExit, tail: &str) -> AgentRun {
         budget_refusal: None,
         cost: None,
         reported: None,
+        checkpoints: 0,
     }
 }
 

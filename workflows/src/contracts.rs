@@ -100,6 +100,14 @@ pub struct AgentRun {
     /// events; None when it reported nothing. The ledger stays authoritative for cost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reported: Option<AgentReport>,
+    /// Work-in-progress commits of this run pushed to the task branch (during it and right
+    /// after it), so another worker could carry on from them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub checkpoints: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// An agent's own account of a run, from the events its adapter reads on its output (Claude

@@ -124,9 +124,14 @@ fn render_round(out: &mut String, r: &RoundSummary) {
         AgentExit::Exited { code: None } => "killed by a signal".to_string(),
         AgentExit::TimedOut => "stopped at its time budget".to_string(),
     };
+    let checkpoints = match r.agent.checkpoints {
+        0 => String::new(),
+        1 => " (1 checkpoint pushed)".to_string(),
+        n => format!(" ({n} checkpoints pushed)"),
+    };
     let _ = writeln!(
         out,
-        "Agent {agent} after {:.1}s.\n",
+        "Agent {agent} after {:.1}s{checkpoints}.\n",
         r.agent.duration_ms as f64 / 1000.0
     );
     if let Some(reported) = &r.agent.reported {
@@ -469,6 +474,7 @@ mod tests {
                 budget_refusal: None,
                 cost: None,
                 reported: None,
+                checkpoints: 0,
             },
             checks,
             findings: Vec::new(),
@@ -507,6 +513,19 @@ mod tests {
         assert!(text.contains("- FAIL `sh test.sh`"), "{text}");
         assert!(text.contains("  expected 4, got 5"), "{text}");
         assert!(text.contains("## What is left"), "{text}");
+    }
+
+    #[test]
+    fn checkpoints_of_a_run_are_counted() {
+        let text = report(TaskStatus::Incomplete, &[round(vec![])], None);
+        assert!(text.contains("Agent exited 0 after 1.5s.\n"), "{text}");
+        let mut checkpointed = round(vec![]);
+        checkpointed.agent.checkpoints = 3;
+        let text = report(TaskStatus::Incomplete, &[checkpointed], None);
+        assert!(
+            text.contains("Agent exited 0 after 1.5s (3 checkpoints pushed).\n"),
+            "{text}"
+        );
     }
 
     #[test]
