@@ -331,6 +331,62 @@ pub(crate) async fn clone_no_checkout(repo: &str, dest: &Path) -> Result<(), Git
     Ok(())
 }
 
+/// Like `clone_no_checkout`, starting from `seed`, an earlier clone of `repo` on this host:
+/// `git clone --local` hardlinks its objects, then `repo` becomes `origin` and is fetched, so
+/// only what is new since the seed crosses the network. `link` is the first step alone (done
+/// while the caller keeps `seed` from being removed); `fetch` the rest.
+pub(crate) struct SeededClone<'a> {
+    pub repo: &'a str,
+    pub seed: &'a Path,
+    pub dest: &'a Path,
+}
+
+impl SeededClone<'_> {
+    pub(crate) async fn link(&self) -> Result<(), GitError> {
+        let (seed, dest) = (self.seed.to_string_lossy(), self.dest.to_string_lossy());
+        Git::anywhere()
+            .run(&[
+                "clone",
+                "--quiet",
+                "--no-checkout",
+                "--local",
+                "--",
+                &seed,
+                &dest,
+            ])
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn fetch(&self) -> Result<(), GitError> {
+        let git = Git::in_dir(self.dest);
+        git.run(&["remote", "set-url", "origin", self.repo]).await?;
+        let fetched = git
+            .output(&["fetch", "--quiet", "--prune", "origin"])
+            .await?;
+        if fetched.code != Some(0) {
+            return Err(GitError::bad_input(format!(
+                "cannot fetch {}: {}",
+                self.repo, fetched.stderr
+            )));
+        }
+        // The clone's local branch (the seed's) moves to where `repo` has it now, as a clone
+        // of `repo` would have it.
+        let local = git
+            .run(&["for-each-ref", "--format=%(refname:lstrip=2)", "refs/heads"])
+            .await?;
+        for branch in local.lines() {
+            let remote = format!("refs/remotes/origin/{branch}");
+            if let Some(commit) = git.commit_of(&remote).await? {
+                git.run(&["update-ref", &format!("refs/heads/{branch}"), &commit])
+                    .await?;
+            }
+        }
+        git.run(&["config", REPO_CONFIG_KEY, self.repo]).await?;
+        Ok(())
+    }
+}
+
 async fn is_checkout_of(repo: &str, dest: &Path) -> Result<bool, GitError> {
     if !dest.join(".git").is_dir() {
         return Ok(false);

@@ -265,6 +265,68 @@ async fn a_moved_base_branch_gets_a_new_base_and_the_old_one_stays_under_its_tas
     .await;
 }
 
+/// The base of a moved branch starts from the previous base: its objects are hardlinked, and
+/// only the new ones are fetched. (Over `file://`, git copies what it fetches, as it would over
+/// the network, so shared inodes can only come from the previous base.)
+#[tokio::test]
+async fn a_new_base_links_the_objects_of_the_previous_one() {
+    as_root(async {
+        let fx = Fixture::new();
+        let ws = fx.workspaces();
+        let url = format!("file://{}", fx.url());
+        let provision = |task: &'static str| {
+            let (ws, url) = (&ws, url.clone());
+            async move {
+                ws.provision(&url, "main", &format!("errand/{task}"), task)
+                    .await
+                    .expect("provision")
+            }
+        };
+        let old = base_of(&provision("task-1").await.kind);
+        let moved = fx.commit_on_main("README", "moved\n");
+        let new = provision("task-2").await;
+        assert_eq!(new.base_commit, moved);
+        let new = base_of(&new.kind);
+        let objects = |base: &Path| {
+            use std::os::unix::fs::MetadataExt;
+            let mut inodes = std::collections::HashSet::new();
+            let mut dirs = vec![base.join(".git/objects")];
+            while let Some(dir) = dirs.pop() {
+                for entry in std::fs::read_dir(&dir).expect("objects").flatten() {
+                    let meta = entry.metadata().expect("stat");
+                    if meta.is_dir() {
+                        dirs.push(entry.path());
+                    } else {
+                        inodes.insert((meta.dev(), meta.ino()));
+                    }
+                }
+            }
+            inodes
+        };
+        let shared = objects(&old).intersection(&objects(&new)).count();
+        assert!(
+            shared > 0,
+            "the new base shares no object file with the old one"
+        );
+        // It is a clone of the repository, not of the old base, with its branches as the
+        // repository has them now.
+        assert_eq!(
+            git_out(&new, &["config", "remote.origin.url"]),
+            url,
+            "origin of the new base"
+        );
+        assert_eq!(
+            git_out(&new, &["rev-parse", "main", "origin/main"]),
+            format!("{moved}\n{moved}")
+        );
+        assert_eq!(
+            std::fs::read_to_string(fx.workspace("task-2").join("README")).expect("README"),
+            "moved\n"
+        );
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn the_refresh_prebuilds_the_base_of_a_moved_branch() {
     as_root(async {

@@ -5,6 +5,8 @@
 //! mounted): a base branch that moves gets a new base beside the old one, which stays until
 //! no workspace uses it. Each repository's directory also records its `origin` and, in
 //! `branches`, the newest known commit of each base branch, which the refresh loop follows.
+//! A new base of a known repository is cloned from the newest base already built (objects
+//! hardlinked) and then fetched, so a moved branch costs the new objects and the checkout.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -121,7 +123,7 @@ impl Bases {
         let staging = repo_dir.join(format!(".{commit}.building"));
         let _ = std::fs::remove_dir_all(&staging);
         let result = async {
-            git::clone_no_checkout(repo, &staging).await?;
+            self.clone_into(repo, &staging).await?;
             let git = Git::in_dir(&staging);
             let before = unix_seconds() - 1;
             // Detached at the commit: a task branch created there switches without touching
@@ -158,6 +160,56 @@ impl Bases {
         let dir = repo_dir.join(commit);
         std::fs::rename(&staging, &dir).map_err(|e| io_error("rename", &dir, e))?;
         Ok(dir)
+    }
+
+    /// Clones `repo` into `dest` without a checkout: from the newest base of `repo` on this
+    /// host when there is one (a moved base branch: only the new objects are fetched), else
+    /// from `repo` itself.
+    async fn clone_into(&self, repo: &str, dest: &Path) -> Result<(), GitError> {
+        let seeded = {
+            // Held while the seed's objects are linked, so that no prune removes it meanwhile.
+            let _state = self.lock_state(repo).await;
+            match self.newest_built(repo) {
+                None => None,
+                Some(seed) => {
+                    let clone = git::SeededClone {
+                        repo,
+                        seed: &seed,
+                        dest,
+                    };
+                    Some(clone.link().await.map(|()| seed))
+                }
+            }
+        };
+        match seeded {
+            None => git::clone_no_checkout(repo, dest).await,
+            Some(Ok(seed)) => {
+                git::SeededClone {
+                    repo,
+                    seed: &seed,
+                    dest,
+                }
+                .fetch()
+                .await
+            }
+            Some(Err(err)) => {
+                tracing::warn!(repo, %err, "cannot clone from an earlier base; cloning anew");
+                let _ = std::fs::remove_dir_all(dest);
+                git::clone_no_checkout(repo, dest).await
+            }
+        }
+    }
+
+    /// The most recently built base of `repo`, if any.
+    fn newest_built(&self, repo: &str) -> Option<PathBuf> {
+        std::fs::read_dir(self.repo_dir(repo))
+            .ok()?
+            .flatten()
+            .filter(|entry| !entry.file_name().to_string_lossy().starts_with('.'))
+            .filter(|entry| entry.path().join(".git").is_dir())
+            .filter_map(|entry| Some((entry.metadata().ok()?.modified().ok()?, entry.path())))
+            .max()
+            .map(|(_, path)| path)
     }
 
     /// Records `commit` as the newest base of `branch` (the refresh loop follows it). The
