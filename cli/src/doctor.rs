@@ -1,9 +1,14 @@
-//! `errand doctor`: what this host offers the sandbox, item by item, and whether tasks could
-//! run here at all (the same probe a worker runs before it takes work). Exits non-zero when
-//! they could not.
+//! `errand doctor`: what this host offers the sandbox and the workspaces, item by item, and
+//! whether tasks could run here at all (the same probe a worker runs before it takes work).
+//! Exits non-zero when they could not.
+
+use std::path::Path;
 
 use activities::sandbox::cgroup::{CgroupLayout, RunCgroup};
 use activities::sandbox::{Limits, Sandbox, Shim, support};
+use activities::workspace::{Layers, overlay};
+
+use crate::settings::Settings;
 
 /// One line of the report.
 enum Check {
@@ -21,8 +26,8 @@ fn print(name: &str, check: &Check) {
     println!("{mark}  {name:<16} {text}");
 }
 
-pub async fn doctor() -> anyhow::Result<()> {
-    println!("errand doctor: sandbox support on this host\n");
+pub async fn doctor(settings: &Settings) -> anyhow::Result<()> {
+    println!("errand doctor: sandbox and workspace support on this host\n");
     let bwrap = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
         .map(|dir| dir.join("bwrap"))
         .find(|path| path.is_file());
@@ -75,6 +80,7 @@ pub async fn doctor() -> anyhow::Result<()> {
                 None => Check::Warn("not found: no Landlock and no egress allowlist".into()),
             },
         ),
+        ("workspaces", workspaces(settings)),
     ];
     for (name, check) in &checks {
         print(name, check);
@@ -131,5 +137,78 @@ fn cgroups() -> Check {
         },
         Err(err) if support::is_root() => Check::Fail(format!("{err}")),
         Err(err) => Check::Warn(format!("not writable ({err}); runs fall back to rlimits")),
+    }
+}
+
+/// Whether tasks get copy-on-write workspaces over prebuilt bases: an overlay mounted for real
+/// in the data directory, where the bases and the task layers live.
+fn workspaces(settings: &Settings) -> Check {
+    const CLONES: &str = "every task clones its repository in full";
+    let data_dir = &settings.data_dir;
+    if !settings.workspaces.overlay {
+        Check::Warn(format!("[workspaces] overlay = false: {CLONES}"))
+    } else if !support::is_root() {
+        Check::Warn(format!("not root (overlay mounts need it): {CLONES}"))
+    } else {
+        match probe_overlay(data_dir) {
+            Ok(()) => Check::Ok(format!(
+                "overlay mounts work in {}: copy-on-write workspaces over prebuilt bases",
+                data_dir.display()
+            )),
+            Err(err) => Check::Warn(format!(
+                "cannot mount an overlay in {} ({err}): {CLONES}",
+                data_dir.display()
+            )),
+        }
+    }
+}
+
+/// Mounts an overlay in a scratch directory of `data_dir`, writes through it, and removes it.
+fn probe_overlay(data_dir: &Path) -> std::io::Result<()> {
+    let dir = data_dir.join(format!(".doctor-overlay-{}", std::process::id()));
+    let layers = Layers {
+        lower: vec![dir.join("lower")],
+        upper: dir.join("upper"),
+        work: dir.join("work"),
+    };
+    let merged = dir.join("merged");
+    let probe = || {
+        for path in [&layers.lower[0], &layers.upper, &layers.work, &merged] {
+            std::fs::create_dir_all(path)?;
+        }
+        overlay::mount(&layers, &merged)?;
+        let written = std::fs::write(merged.join("probe"), "ok");
+        overlay::unmount(&merged)?;
+        written?;
+        match std::fs::read(layers.upper.join("probe")) {
+            Ok(bytes) if bytes == b"ok" => Ok(()),
+            _ => Err(std::io::Error::other(
+                "a write did not reach the upper layer",
+            )),
+        }
+    };
+    let existed = data_dir.exists();
+    let result = probe();
+    let _ = std::fs::remove_dir_all(if existed { &dir } else { data_dir });
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_overlay_probe_mounts_writes_and_cleans_up() {
+        if !support::is_root() {
+            eprintln!("skipped: overlays need root");
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        probe_overlay(dir.path()).expect("probe");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+        let missing = dir.path().join("data");
+        probe_overlay(&missing).expect("probe in a new data directory");
+        assert!(!missing.exists(), "the data directory it made is left");
     }
 }

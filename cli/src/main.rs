@@ -120,7 +120,8 @@ enum Commands {
         #[arg(long)]
         out: std::path::PathBuf,
     },
-    /// Report what this host supports for the sandbox; fails if tasks could not run here
+    /// Report what this host supports for the sandbox and the workspaces; fails if tasks could
+    /// not run here
     Doctor,
     /// Measure Errand against its physical floors (`bench`, `bench --quick`, `bench sandbox`)
     /// and record the figures in BENCHMARKS.md
@@ -180,7 +181,7 @@ async fn main() -> anyhow::Result<()> {
         Commands::ExportHistory { id, out } => {
             history::export(&Settings::load(&cli.overrides, None)?, &id, &out).await
         }
-        Commands::Doctor => doctor::doctor().await,
+        Commands::Doctor => doctor::doctor(&Settings::load(&cli.overrides, None)?).await,
         Commands::Bench(args) => bench::bench(args).await,
         Commands::SandboxShim { .. } => unreachable!("dispatched before the client is built"),
         Commands::AgentLoop { .. } => unreachable!("dispatched before the client is built"),
