@@ -26,6 +26,12 @@ impl DataDir {
         self.root.join("bases")
     }
 
+    /// Bare mirrors, one per repository, that clone workspaces start from
+    /// (`workspace::mirror`).
+    pub fn mirrors(&self) -> PathBuf {
+        self.root.join("mirrors")
+    }
+
     /// The task's overlay layers when its workspace is an overlay on a base: `upper/`,
     /// `work/` and `lower` (the base it stacks on), kept beside, not inside, the workspace.
     pub fn overlay(&self, task_id: &str) -> PathBuf {

@@ -403,7 +403,7 @@ async fn is_checkout_of(repo: &str, dest: &Path) -> Result<bool, GitError> {
     )))
 }
 
-fn staging_path(dest: &Path) -> Result<PathBuf, GitError> {
+pub(crate) fn staging_path(dest: &Path) -> Result<PathBuf, GitError> {
     let name = dest
         .file_name()
         .ok_or_else(|| GitError::bad_input(format!("invalid checkout path {}", dest.display())))?;

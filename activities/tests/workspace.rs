@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use activities::data_dir::DataDir;
 use activities::sandbox::{Exit, Limits, Sandbox, SandboxSpec};
-use activities::workspace::{Kind, Workspaces, overlay};
+use activities::workspace::{Kind, Mirrors, Workspaces, overlay};
 use tempfile::TempDir;
 
 const TEST_BOUND: Duration = Duration::from_secs(120);
@@ -126,6 +126,24 @@ impl Drop for Fixture {
             let _ = overlay::unmount(&entry.path());
         }
     }
+}
+
+/// (device, inode) of every file under the `objects` directory of the git directory `git_dir`.
+fn object_inodes(git_dir: &Path) -> std::collections::HashSet<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut inodes = std::collections::HashSet::new();
+    let mut dirs = vec![git_dir.join("objects")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("objects").flatten() {
+            let meta = entry.metadata().expect("stat");
+            if meta.is_dir() {
+                dirs.push(entry.path());
+            } else {
+                inodes.insert((meta.dev(), meta.ino()));
+            }
+        }
+    }
+    inodes
 }
 
 fn base_of(kind: &Kind) -> PathBuf {
@@ -287,23 +305,9 @@ async fn a_new_base_links_the_objects_of_the_previous_one() {
         let new = provision("task-2").await;
         assert_eq!(new.base_commit, moved);
         let new = base_of(&new.kind);
-        let objects = |base: &Path| {
-            use std::os::unix::fs::MetadataExt;
-            let mut inodes = std::collections::HashSet::new();
-            let mut dirs = vec![base.join(".git/objects")];
-            while let Some(dir) = dirs.pop() {
-                for entry in std::fs::read_dir(&dir).expect("objects").flatten() {
-                    let meta = entry.metadata().expect("stat");
-                    if meta.is_dir() {
-                        dirs.push(entry.path());
-                    } else {
-                        inodes.insert((meta.dev(), meta.ino()));
-                    }
-                }
-            }
-            inodes
-        };
-        let shared = objects(&old).intersection(&objects(&new)).count();
+        let shared = object_inodes(&old.join(".git"))
+            .intersection(&object_inodes(&new.join(".git")))
+            .count();
         assert!(
             shared > 0,
             "the new base shares no object file with the old one"
@@ -365,6 +369,53 @@ async fn without_an_overlay_the_workspace_is_a_clone() {
         assert!(!fx.data.join("bases").exists());
         ws.remove("task-1", &dest).await.expect("remove");
         assert!(!dest.exists());
+    })
+    .await;
+}
+
+/// Clone workspaces start from the repository's mirror: a task's clone links the mirror's
+/// objects (over `file://`, git copies what it fetches, so shared inodes come from the mirror)
+/// and is a clone of the repository, current with it.
+#[tokio::test]
+async fn a_clone_workspace_starts_from_the_repository_mirror() {
+    bounded(async {
+        let fx = Fixture::new();
+        let ws = fx.workspaces().with_overlay(false);
+        let url = format!("file://{}", fx.url());
+        let provision = |task: &'static str| {
+            let (ws, url) = (&ws, url.clone());
+            async move {
+                let made = ws
+                    .provision(&url, "main", &format!("errand/{task}"), task)
+                    .await
+                    .expect("provision");
+                assert!(matches!(made.kind, Kind::Clone { .. }), "{:?}", made.kind);
+            }
+        };
+        provision("task-1").await;
+        let moved = fx.commit_on_main("README", "moved\n");
+        provision("task-2").await;
+        let mirror = Mirrors::new(fx.data().mirrors()).path(&url);
+        let dest = fx.workspace("task-2");
+        let shared = object_inodes(&mirror)
+            .intersection(&object_inodes(&dest.join(".git")))
+            .count();
+        assert!(
+            shared > 0,
+            "the clone shares no object file with the mirror"
+        );
+        assert_eq!(git_out(&dest, &["config", "remote.origin.url"]), url);
+        assert_eq!(
+            git_out(&dest, &["rev-parse", "HEAD", "origin/main"]),
+            format!("{moved}\n{moved}")
+        );
+        assert_eq!(
+            std::fs::read_to_string(dest.join("README")).expect("README"),
+            "moved\n"
+        );
+        assert_eq!(git_out(&dest, &["status", "--porcelain"]), "");
+        // The mirror followed the repository.
+        assert_eq!(git_out(&mirror, &["rev-parse", "main"]), moved);
     })
     .await;
 }

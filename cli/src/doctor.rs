@@ -143,7 +143,7 @@ fn cgroups() -> Check {
 /// Whether tasks get copy-on-write workspaces over prebuilt bases: an overlay mounted for real
 /// in the data directory, where the bases and the task layers live.
 fn workspaces(settings: &Settings) -> Check {
-    const CLONES: &str = "every task clones its repository in full";
+    const CLONES: &str = "every task is a clone with a checkout of every file";
     let data_dir = &settings.data_dir;
     if !settings.workspaces.overlay {
         Check::Warn(format!("[workspaces] overlay = false: {CLONES}"))

@@ -18,6 +18,7 @@ use nix::sys::stat::{UtimensatFlags, utimensat};
 use nix::sys::time::TimeSpec;
 use tokio::sync::OwnedMutexGuard;
 
+use super::io_error;
 use crate::git::{self, Git, GitError};
 
 /// The bases of every repository this worker has provisioned from.
@@ -31,7 +32,8 @@ pub struct Bases {
     build_locks: Locks,
 }
 
-type Locks = Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
+/// Per-repository async locks, by repository key.
+pub(super) type Locks = Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
 
 impl Bases {
     pub fn new(root: PathBuf) -> Self {
@@ -279,7 +281,7 @@ impl Bases {
     }
 }
 
-async fn lock(locks: &Locks, repo: &str) -> OwnedMutexGuard<()> {
+pub(super) async fn lock(locks: &Locks, repo: &str) -> OwnedMutexGuard<()> {
     let lock = Arc::clone(
         locks
             .lock()
@@ -313,7 +315,7 @@ fn read_branches(repo_dir: &Path) -> std::collections::BTreeMap<String, String> 
 
 /// A directory name for a repository: its last path segment (for people) and an FNV-1a hash
 /// of the whole string (for uniqueness).
-fn repo_key(repo: &str) -> String {
+pub(super) fn repo_key(repo: &str) -> String {
     let hash = repo.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
     });
@@ -330,7 +332,7 @@ fn repo_key(repo: &str) -> String {
     format!("{}-{hash:016x}", stem.trim_start_matches('.'))
 }
 
-fn check_repo(repo: &str) -> Result<(), GitError> {
+pub(super) fn check_repo(repo: &str) -> Result<(), GitError> {
     if repo.is_empty() || repo.starts_with('-') {
         return Err(GitError::bad_input(format!("invalid repository {repo:?}")));
     }
@@ -365,13 +367,6 @@ fn backdate_tree(dir: &Path, seconds: i64) -> std::io::Result<()> {
         )?;
     }
     Ok(())
-}
-
-fn io_error(what: &str, path: &Path, source: std::io::Error) -> GitError {
-    GitError::Spawn {
-        args: vec![what.to_owned(), path.display().to_string()],
-        source,
-    }
 }
 
 #[cfg(test)]

@@ -2,14 +2,16 @@
 //! checkout per (repository, base commit) in `base`, and per task an overlayfs mount of it
 //! (`overlay`) at the workspace path, in which the usual branch logic of
 //! `git::checkout_task` runs. Where an overlay cannot be mounted (not root, or the mount
-//! fails) the workspace is a full clone as before, with the reason logged.
+//! fails) the workspace is a clone, with the reason logged, made from the repository's bare
+//! mirror (`mirror`) so that only new objects cross the network.
 //!
 //! On disk, under the data directory: `bases/<repo>/<commit>/` (immutable checkouts),
-//! `overlays/<task>/{upper,work,lower}` (the task's layer and the base it stacks on) and
-//! `workspaces/<task>` (the mount point). `lower` outlives a lost mount (a restarted worker, a
+//! `overlays/<task>/{upper,work,lower}` (the task's layer and the base it stacks on),
+//! `mirrors/<repo>.git` and `workspaces/<task>` (the mount point, or the clone). `lower` outlives a lost mount (a restarted worker, a
 //! rebooted host): the next provision mounts the same layers again and finds its work.
 
 pub mod base;
+pub mod mirror;
 pub mod overlay;
 
 use std::collections::HashSet;
@@ -20,6 +22,7 @@ use std::time::Duration;
 use crate::data_dir::DataDir;
 use crate::git::{self, Git, GitError};
 pub use base::Bases;
+pub use mirror::Mirrors;
 pub use overlay::Layers;
 
 /// How a workspace was made.
@@ -44,6 +47,7 @@ pub struct Provisioned {
 pub struct Workspaces {
     data: DataDir,
     bases: Bases,
+    mirrors: Mirrors,
     /// Overlays are tried (and fall back to clones); false: always clone.
     overlay: bool,
 }
@@ -52,6 +56,7 @@ impl Workspaces {
     pub fn new(data: DataDir) -> Self {
         Self {
             bases: Bases::new(data.bases()),
+            mirrors: Mirrors::new(data.mirrors()),
             data,
             overlay: true,
         }
@@ -150,7 +155,11 @@ impl Workspaces {
                 Err(reason) => reason,
             }
         };
-        tracing::warn!(task_id, %reason, "workspace: falling back to a full clone");
+        tracing::warn!(task_id, %reason, "workspace: falling back to a clone");
+        if let Err(err) = self.mirrors.clone_into(repo, dest).await {
+            // `checkout_task` clones the repository itself.
+            tracing::warn!(task_id, %err, "cannot clone through the repository's mirror");
+        }
         Ok((Kind::Clone { reason }, None))
     }
 
@@ -340,6 +349,7 @@ async fn remove_dir_io(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// An I/O failure on `path` as a `GitError` (the error type of everything provisioning does).
 fn io_error(what: &str, path: &Path, source: std::io::Error) -> GitError {
     GitError::Spawn {
         args: vec![what.to_owned(), path.display().to_string()],

@@ -198,9 +198,10 @@ fn render(sizes: &[Size], fallback: Option<String>, quick: bool) -> (Vec<Row>, S
          commit, with a fetch only when the remote holds a checkpoint of the task), and \
          removes it (unmount, delete the task's layer). The first task on a commit builds \
          the base (a clone, checkout and index refresh); every later task is warm. The cold \
-         column is the full clone a worker falls back to when it cannot mount an overlay (not \
-         root), with the `git clone --shared` floor of notes/workspaces.md; `git status` in \
-         the overlay shows what reading the change through git costs at that size.\n\n",
+         column is a full clone (`git::checkout_task`), what a worker that cannot mount an \
+         overlay (not root) does for a repository it has no mirror of yet, with the `git \
+         clone --shared` floor of notes/workspaces.md; `git status` in the overlay shows what \
+         reading the change through git costs at that size.\n\n",
     );
     let cells: Vec<Vec<String>> = sizes
         .iter()

@@ -1,0 +1,108 @@
+//! Clone workspaces (where no overlay can be mounted) start from a bare mirror of their
+//! repository under `<data>/mirrors/`: the mirror is fetched, cloned locally (its objects
+//! hardlinked, not copied) and the clone pointed at the repository, so a task costs the objects
+//! new since the last task and the checkout, not a full clone over the network.
+
+use std::path::{Path, PathBuf};
+
+use super::base::{Locks, check_repo, lock, repo_key};
+use super::io_error;
+use crate::git::{self, Git, GitError, SeededClone};
+
+#[derive(Debug)]
+pub struct Mirrors {
+    root: PathBuf,
+    /// Per repository: held while its mirror is made or fetched and while a task links its
+    /// objects, so no fetch (nor the gc it may run) removes a pack being linked.
+    locks: Locks,
+}
+
+impl Mirrors {
+    pub fn new(root: PathBuf) -> Self {
+        Self {
+            root,
+            locks: Locks::default(),
+        }
+    }
+
+    /// The bare mirror of `repo`.
+    pub fn path(&self, repo: &str) -> PathBuf {
+        self.root.join(format!("{}.git", repo_key(repo)))
+    }
+
+    /// Makes `dest` (absent or empty) a clone of `repo` without a checkout, as
+    /// `git::checkout_task` then takes it up: built beside it and renamed into place.
+    pub async fn clone_into(&self, repo: &str, dest: &Path) -> Result<(), GitError> {
+        check_repo(repo)?;
+        let mirror = self.path(repo);
+        let staging = git::staging_path(dest)?;
+        let _ = std::fs::remove_dir_all(&staging);
+        let clone = SeededClone {
+            repo,
+            seed: &mirror,
+            dest: &staging,
+        };
+        let made = async {
+            {
+                let _mirror = lock(&self.locks, repo).await;
+                self.update(repo, &mirror).await?;
+                clone.link().await?;
+            }
+            clone.fetch().await
+        }
+        .await;
+        if let Err(err) = made {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(err);
+        }
+        std::fs::rename(&staging, dest).map_err(|e| io_error("rename", dest, e))
+    }
+
+    /// Fetches the mirror, or makes it (a bare clone) the first time.
+    async fn update(&self, repo: &str, mirror: &Path) -> Result<(), GitError> {
+        if mirror.join("HEAD").is_file() {
+            let fetched = Git::in_dir(mirror)
+                .output(&["fetch", "--quiet", "--prune", "origin"])
+                .await?;
+            return match fetched.code {
+                Some(0) => Ok(()),
+                _ => Err(GitError::bad_input(format!(
+                    "cannot fetch {repo}: {}",
+                    fetched.stderr
+                ))),
+            };
+        }
+        std::fs::create_dir_all(&self.root).map_err(|e| io_error("mkdir", &self.root, e))?;
+        let tmp = mirror.with_extension("git.making");
+        let _ = std::fs::remove_dir_all(&tmp);
+        let made = async {
+            let tmp_str = tmp.to_string_lossy();
+            let cloned = Git::anywhere()
+                .output(&["clone", "--quiet", "--bare", "--", repo, &tmp_str])
+                .await?;
+            if cloned.code != Some(0) {
+                return Err(GitError::bad_input(format!(
+                    "cannot clone {repo}: {}",
+                    cloned.stderr
+                )));
+            }
+            let git = Git::in_dir(&tmp);
+            // A bare clone fetches nothing by default: every branch, as the repository has it.
+            git.run(&[
+                "config",
+                "remote.origin.fetch",
+                "+refs/heads/*:refs/heads/*",
+            ])
+            .await?;
+            // gc in the foreground of the fetch that starts it, under the lock.
+            git.run(&["config", "gc.autoDetach", "false"]).await?;
+            Ok(())
+        }
+        .await;
+        if let Err(err) = made {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(err);
+        }
+        std::fs::rename(&tmp, mirror).map_err(|e| io_error("rename", mirror, e))
+    }
+}
