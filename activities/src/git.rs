@@ -332,9 +332,9 @@ pub(crate) async fn clone_no_checkout(repo: &str, dest: &Path) -> Result<(), Git
 }
 
 /// Like `clone_no_checkout`, starting from `seed`, an earlier clone of `repo` on this host:
-/// `git clone --local` hardlinks its objects, then `repo` becomes `origin` and is fetched, so
-/// only what is new since the seed crosses the network. `link` is the first step alone (done
-/// while the caller keeps `seed` from being removed); `fetch` the rest.
+/// `link` clones it locally (its objects hardlinked, not copied; done while the caller keeps
+/// `seed` from being removed), `adopt` makes `repo` the clone's `origin`, and `fetch` adopts
+/// and fetches, so only what is new since the seed crosses the network.
 pub(crate) struct SeededClone<'a> {
     pub repo: &'a str,
     pub seed: &'a Path,
@@ -358,9 +358,17 @@ impl SeededClone<'_> {
         Ok(())
     }
 
-    pub(crate) async fn fetch(&self) -> Result<(), GitError> {
+    /// `repo` as origin, and recorded as `clone_no_checkout` records it.
+    pub(crate) async fn adopt(&self) -> Result<(), GitError> {
         let git = Git::in_dir(self.dest);
         git.run(&["remote", "set-url", "origin", self.repo]).await?;
+        git.run(&["config", REPO_CONFIG_KEY, self.repo]).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn fetch(&self) -> Result<(), GitError> {
+        self.adopt().await?;
+        let git = Git::in_dir(self.dest);
         let fetched = git
             .output(&["fetch", "--quiet", "--prune", "origin"])
             .await?;
@@ -382,7 +390,6 @@ impl SeededClone<'_> {
                     .await?;
             }
         }
-        git.run(&["config", REPO_CONFIG_KEY, self.repo]).await?;
         Ok(())
     }
 }

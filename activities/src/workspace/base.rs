@@ -168,33 +168,22 @@ impl Bases {
     /// host when there is one (a moved base branch: only the new objects are fetched), else
     /// from `repo` itself.
     async fn clone_into(&self, repo: &str, dest: &Path) -> Result<(), GitError> {
-        let seeded = {
-            // Held while the seed's objects are linked, so that no prune removes it meanwhile.
-            let _state = self.lock_state(repo).await;
-            match self.newest_built(repo) {
-                None => None,
-                Some(seed) => {
-                    let clone = git::SeededClone {
-                        repo,
-                        seed: &seed,
-                        dest,
-                    };
-                    Some(clone.link().await.map(|()| seed))
-                }
-            }
+        // Held while the seed's objects are linked, so that no prune removes it meanwhile.
+        let state = self.lock_state(repo).await;
+        let Some(seed) = self.newest_built(repo) else {
+            drop(state);
+            return git::clone_no_checkout(repo, dest).await;
         };
-        match seeded {
-            None => git::clone_no_checkout(repo, dest).await,
-            Some(Ok(seed)) => {
-                git::SeededClone {
-                    repo,
-                    seed: &seed,
-                    dest,
-                }
-                .fetch()
-                .await
-            }
-            Some(Err(err)) => {
+        let clone = git::SeededClone {
+            repo,
+            seed: &seed,
+            dest,
+        };
+        let linked = clone.link().await;
+        drop(state);
+        match linked {
+            Ok(()) => clone.fetch().await,
+            Err(err) => {
                 tracing::warn!(repo, %err, "cannot clone from an earlier base; cloning anew");
                 let _ = std::fs::remove_dir_all(dest);
                 git::clone_no_checkout(repo, dest).await

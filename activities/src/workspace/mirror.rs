@@ -1,7 +1,8 @@
 //! Clone workspaces (where no overlay can be mounted) start from a bare mirror of their
 //! repository under `<data>/mirrors/`: the mirror is fetched, cloned locally (its objects
 //! hardlinked, not copied) and the clone pointed at the repository, so a task costs the objects
-//! new since the last task and the checkout, not a full clone over the network.
+//! new since the last task and the checkout, not a full clone over the network. The clone's
+//! refs are the mirror's, just fetched; `git::checkout_task` fetches it once more.
 
 use std::path::{Path, PathBuf};
 
@@ -30,8 +31,8 @@ impl Mirrors {
         self.root.join(format!("{}.git", repo_key(repo)))
     }
 
-    /// Makes `dest` (absent or empty) a clone of `repo` without a checkout, as
-    /// `git::checkout_task` then takes it up: built beside it and renamed into place.
+    /// Makes `dest` (absent or empty) a clone of `repo` without a checkout, which
+    /// `git::checkout_task` then takes up: built beside it and renamed into place.
     pub async fn clone_into(&self, repo: &str, dest: &Path) -> Result<(), GitError> {
         check_repo(repo)?;
         let mirror = self.path(repo);
@@ -48,7 +49,7 @@ impl Mirrors {
                 self.update(repo, &mirror).await?;
                 clone.link().await?;
             }
-            clone.fetch().await
+            clone.adopt().await
         }
         .await;
         if let Err(err) = made {

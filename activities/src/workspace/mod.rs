@@ -7,8 +7,9 @@
 //!
 //! On disk, under the data directory: `bases/<repo>/<commit>/` (immutable checkouts),
 //! `overlays/<task>/{upper,work,lower}` (the task's layer and the base it stacks on),
-//! `mirrors/<repo>.git` and `workspaces/<task>` (the mount point, or the clone). `lower` outlives a lost mount (a restarted worker, a
-//! rebooted host): the next provision mounts the same layers again and finds its work.
+//! `mirrors/<repo>.git` and `workspaces/<task>` (the mount point, or the clone). `lower`
+//! outlives a lost mount (a restarted worker, a rebooted host): the next provision mounts the
+//! same layers again and finds its work.
 
 pub mod base;
 pub mod mirror;
