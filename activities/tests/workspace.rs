@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use activities::data_dir::DataDir;
 use activities::sandbox::{Exit, Limits, Sandbox, SandboxSpec};
-use activities::workspace::{Kind, Mirrors, Workspaces, overlay};
+use activities::workspace::{Kind, MIRROR_IDLE, Mirrors, Workspaces, overlay};
 use tempfile::TempDir;
 
 const TEST_BOUND: Duration = Duration::from_secs(120);
@@ -375,7 +375,7 @@ async fn without_an_overlay_the_workspace_is_a_clone() {
 
 /// Clone workspaces start from the repository's mirror: a task's clone links the mirror's
 /// objects (over `file://`, git copies what it fetches, so shared inodes come from the mirror)
-/// and is a clone of the repository, current with it.
+/// and is a clone of the repository, current with it. Idle mirrors go.
 #[tokio::test]
 async fn a_clone_workspace_starts_from_the_repository_mirror() {
     bounded(async {
@@ -416,6 +416,19 @@ async fn a_clone_workspace_starts_from_the_repository_mirror() {
         assert_eq!(git_out(&dest, &["status", "--porcelain"]), "");
         // The mirror followed the repository.
         assert_eq!(git_out(&mirror, &["rev-parse", "main"]), moved);
+
+        // The refresh keeps a mirror in use and removes one idle for longer than MIRROR_IDLE,
+        // and what a crash left half-made.
+        let half_made = mirror.with_extension("git.making");
+        std::fs::create_dir(&half_made).expect("mkdir");
+        ws.refresh().await;
+        assert!(mirror.is_dir() && !half_made.exists());
+        let long_ago = std::time::SystemTime::now() - MIRROR_IDLE - Duration::from_secs(60);
+        std::fs::File::open(&mirror)
+            .and_then(|dir| dir.set_modified(long_ago))
+            .expect("age the mirror");
+        ws.refresh().await;
+        assert!(!mirror.exists(), "an idle mirror was kept");
     })
     .await;
 }

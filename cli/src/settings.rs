@@ -105,10 +105,11 @@ pub struct SandboxSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkspacesSection {
-    /// false: every workspace is a full clone.
+    /// false: every workspace is a clone (from the repository's mirror).
     pub overlay: bool,
-    /// Seconds between fetches of known repositories that prebuild the base of a moved base
-    /// branch before a task needs it (0: only when a task finds the branch moved).
+    /// Seconds between passes of the refresh loop: fetches of known repositories that prebuild
+    /// the base of a moved base branch before a task needs it, and removal of mirrors unused for
+    /// 7 days (0: no loop; a base is built when a task finds the branch moved).
     pub base_refresh_secs: u64,
 }
 

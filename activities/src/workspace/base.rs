@@ -271,14 +271,22 @@ impl Bases {
 }
 
 pub(super) async fn lock(locks: &Locks, repo: &str) -> OwnedMutexGuard<()> {
-    let lock = Arc::clone(
+    lock_of(locks, &repo_key(repo)).lock_owned().await
+}
+
+/// The lock of the repository whose key is `key`, if nobody in this process holds it.
+pub(super) fn try_lock_key(locks: &Locks, key: &str) -> Option<OwnedMutexGuard<()>> {
+    lock_of(locks, key).try_lock_owned().ok()
+}
+
+fn lock_of(locks: &Locks, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+    Arc::clone(
         locks
             .lock()
             .expect("a lock map holds no invariant a panic could break")
-            .entry(repo_key(repo))
+            .entry(key.to_owned())
             .or_default(),
-    );
-    lock.lock_owned().await
+    )
 }
 
 /// True when nobody builds for `repo` in this process (so a `.building` dir is a crash's).

@@ -5,8 +5,9 @@
 //! refs are the mirror's, just fetched; `git::checkout_task` fetches it once more.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
-use super::base::{Locks, check_repo, lock, repo_key};
+use super::base::{Locks, check_repo, lock, repo_key, try_lock_key};
 use super::io_error;
 use crate::git::{self, Git, GitError, SeededClone};
 
@@ -48,6 +49,10 @@ impl Mirrors {
                 let _mirror = lock(&self.locks, repo).await;
                 self.update(repo, &mirror).await?;
                 clone.link().await?;
+                // Its time of last use, which `prune` reads.
+                std::fs::File::open(&mirror)
+                    .and_then(|dir| dir.set_modified(SystemTime::now()))
+                    .map_err(|e| io_error("touch", &mirror, e))?;
             }
             clone.adopt().await
         }
@@ -57,6 +62,40 @@ impl Mirrors {
             return Err(err);
         }
         std::fs::rename(&staging, dest).map_err(|e| io_error("rename", dest, e))
+    }
+
+    /// Removes the mirrors no task has used for `idle` and those a crash left half-made; a
+    /// mirror in use (its lock held) stays.
+    pub fn prune(&self, idle: Duration) -> Vec<PathBuf> {
+        let mut removed = Vec::new();
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return removed;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let (key, stale) = if let Some(key) = name.strip_suffix(".git.making") {
+                (key, true)
+            } else if let Some(key) = name.strip_suffix(".git") {
+                let idle_for = entry
+                    .metadata()
+                    .and_then(|meta| meta.modified())
+                    .ok()
+                    .and_then(|used| used.elapsed().ok());
+                (key, idle_for.is_some_and(|idle_for| idle_for > idle))
+            } else {
+                continue;
+            };
+            let Some(_unused) = stale.then(|| try_lock_key(&self.locks, key)).flatten() else {
+                continue;
+            };
+            match std::fs::remove_dir_all(entry.path()) {
+                Ok(()) => removed.push(entry.path()),
+                Err(err) => {
+                    tracing::warn!(path = %entry.path().display(), %err, "cannot remove a mirror")
+                }
+            }
+        }
+        removed
     }
 
     /// Fetches the mirror, or makes it (a bare clone) the first time.

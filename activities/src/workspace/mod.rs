@@ -26,6 +26,9 @@ pub use base::Bases;
 pub use mirror::Mirrors;
 pub use overlay::Layers;
 
+/// A repository mirror no task used for this long is removed by the refresh loop.
+pub const MIRROR_IDLE: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// How a workspace was made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
@@ -262,8 +265,12 @@ impl Workspaces {
 
     /// One pass of the refresh loop: for each known repository and base branch, if the
     /// branch moved (`git ls-remote`), build the base of its new head now, so the next task
-    /// finds it warm; then remove the bases nothing uses.
+    /// finds it warm; then remove the bases nothing uses, and the mirrors no task used for
+    /// `MIRROR_IDLE`.
     pub async fn refresh(&self) {
+        for removed in self.mirrors.prune(MIRROR_IDLE) {
+            tracing::info!(path = %removed.display(), "removed an unused repository mirror");
+        }
         for (repo, branches) in self.bases.known() {
             for branch in branches {
                 let head = match Bases::remote_head(&repo, &branch).await {
