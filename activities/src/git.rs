@@ -313,11 +313,21 @@ async fn clone(repo: &str, dest: &Path) -> Result<(), GitError> {
 }
 
 /// `git clone --no-checkout repo dest`, with `repo` recorded in its config (to recognise the
-/// checkout on reuse); a clone that fails is bad input (unreachable, not a repository).
+/// checkout on reuse).
 pub(crate) async fn clone_no_checkout(repo: &str, dest: &Path) -> Result<(), GitError> {
+    clone_with(repo, dest, "--no-checkout").await?;
+    Git::in_dir(dest)
+        .run(&["config", REPO_CONFIG_KEY, repo])
+        .await?;
+    Ok(())
+}
+
+/// `git clone --quiet <mode> repo dest` (`--no-checkout`, `--bare`); a clone that fails is bad
+/// input (unreachable, not a repository).
+pub(crate) async fn clone_with(repo: &str, dest: &Path, mode: &str) -> Result<(), GitError> {
     let dest_str = dest.to_string_lossy();
     let cloned = Git::anywhere()
-        .output(&["clone", "--quiet", "--no-checkout", "--", repo, &dest_str])
+        .output(&["clone", "--quiet", mode, "--", repo, &dest_str])
         .await?;
     if cloned.code != Some(0) {
         return Err(GitError::bad_input(format!(
@@ -325,9 +335,6 @@ pub(crate) async fn clone_no_checkout(repo: &str, dest: &Path) -> Result<(), Git
             cloned.stderr
         )));
     }
-    Git::in_dir(dest)
-        .run(&["config", REPO_CONFIG_KEY, repo])
-        .await?;
     Ok(())
 }
 

@@ -116,16 +116,7 @@ impl Mirrors {
         let tmp = mirror.with_extension("git.making");
         let _ = std::fs::remove_dir_all(&tmp);
         let made = async {
-            let tmp_str = tmp.to_string_lossy();
-            let cloned = Git::anywhere()
-                .output(&["clone", "--quiet", "--bare", "--", repo, &tmp_str])
-                .await?;
-            if cloned.code != Some(0) {
-                return Err(GitError::bad_input(format!(
-                    "cannot clone {repo}: {}",
-                    cloned.stderr
-                )));
-            }
+            git::clone_with(repo, &tmp, "--bare").await?;
             let git = Git::in_dir(&tmp);
             // A bare clone fetches nothing by default: every branch, as the repository has it.
             git.run(&[
