@@ -338,6 +338,21 @@ pub(crate) async fn clone_with(repo: &str, dest: &Path, mode: &str) -> Result<()
     Ok(())
 }
 
+/// `git fetch --prune origin` in the clone (or bare repository) `dir` of `repo`; a fetch that
+/// fails is bad input (unreachable).
+pub(crate) async fn fetch_origin(dir: &Path, repo: &str) -> Result<(), GitError> {
+    let fetched = Git::in_dir(dir)
+        .output(&["fetch", "--quiet", "--prune", "origin"])
+        .await?;
+    if fetched.code != Some(0) {
+        return Err(GitError::bad_input(format!(
+            "cannot fetch {repo}: {}",
+            fetched.stderr
+        )));
+    }
+    Ok(())
+}
+
 /// Like `clone_no_checkout`, starting from `seed`, an earlier clone of `repo` on this host:
 /// `link` clones it locally (its objects hardlinked, not copied; done while the caller keeps
 /// `seed` from being removed), `adopt` makes `repo` the clone's `origin`, and `fetch` adopts
@@ -375,16 +390,8 @@ impl SeededClone<'_> {
 
     pub(crate) async fn fetch(&self) -> Result<(), GitError> {
         self.adopt().await?;
+        fetch_origin(self.dest, self.repo).await?;
         let git = Git::in_dir(self.dest);
-        let fetched = git
-            .output(&["fetch", "--quiet", "--prune", "origin"])
-            .await?;
-        if fetched.code != Some(0) {
-            return Err(GitError::bad_input(format!(
-                "cannot fetch {}: {}",
-                self.repo, fetched.stderr
-            )));
-        }
         // The clone's local branch (the seed's) moves to where `repo` has it now, as a clone
         // of `repo` would have it.
         let local = git

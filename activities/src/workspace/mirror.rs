@@ -2,7 +2,7 @@
 //! repository under `<data>/mirrors/`: the mirror is fetched, cloned locally (its objects
 //! hardlinked, not copied) and the clone pointed at the repository, so a task costs the objects
 //! new since the last task and the checkout, not a full clone over the network. The clone's
-//! refs are the mirror's, just fetched; `git::checkout_task` fetches it once more.
+//! refs are the mirror's, just fetched: the branch logic needs no other fetch.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -32,8 +32,8 @@ impl Mirrors {
         self.root.join(format!("{}.git", repo_key(repo)))
     }
 
-    /// Makes `dest` (absent or empty) a clone of `repo` without a checkout, which
-    /// `git::checkout_task` then takes up: built beside it and renamed into place.
+    /// Makes `dest` (absent or empty) a clone of `repo` without a checkout, its refs as the
+    /// repository has them now: built beside it and renamed into place.
     pub async fn clone_into(&self, repo: &str, dest: &Path) -> Result<(), GitError> {
         check_repo(repo)?;
         let mirror = self.path(repo);
@@ -101,16 +101,7 @@ impl Mirrors {
     /// Fetches the mirror, or makes it (a bare clone) the first time.
     async fn update(&self, repo: &str, mirror: &Path) -> Result<(), GitError> {
         if mirror.join("HEAD").is_file() {
-            let fetched = Git::in_dir(mirror)
-                .output(&["fetch", "--quiet", "--prune", "origin"])
-                .await?;
-            return match fetched.code {
-                Some(0) => Ok(()),
-                _ => Err(GitError::bad_input(format!(
-                    "cannot fetch {repo}: {}",
-                    fetched.stderr
-                ))),
-            };
+            return git::fetch_origin(mirror, repo).await;
         }
         std::fs::create_dir_all(&self.root).map_err(|e| io_error("mkdir", &self.root, e))?;
         let tmp = mirror.with_extension("git.making");

@@ -29,6 +29,18 @@ pub use overlay::Layers;
 /// A repository mirror no task used for this long is removed by the refresh loop.
 pub const MIRROR_IDLE: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// How current a prepared workspace's remote-tracking refs are, which says how much of
+/// `git::checkout_task` the branch logic needs.
+enum Refs {
+    /// Possibly behind the remote (a reused workspace, or none yet): fetch (or clone) first.
+    Stale,
+    /// Just fetched (a clone from the freshly fetched mirror).
+    Current,
+    /// A new overlay on the base of `head`, and no task branch on the remote: origin/`base`
+    /// is set to `head`, nothing is fetched.
+    NewOverlay { head: String },
+}
+
 /// How a workspace was made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
@@ -89,11 +101,11 @@ impl Workspaces {
     ) -> Result<Provisioned, GitError> {
         git::validate_task_branches(base, branch).await?;
         let dest = self.data.workspace(task_id);
-        let (kind, fresh) = self.prepare(repo, base, branch, task_id, &dest).await?;
-        let base_commit = match fresh {
-            // A new overlay and no checkpoint on the remote: the base's refs need no fetch,
-            // only origin/`base` at the head just listed (and no stale task branch).
-            Some(head) => {
+        let (kind, refs) = self.prepare(repo, base, branch, task_id, &dest).await?;
+        let base_commit = match refs {
+            Refs::Stale => git::checkout_task(repo, base, branch, &dest).await?,
+            Refs::Current => git::switch_to_task_branch(repo, base, branch, &dest).await?,
+            Refs::NewOverlay { head } => {
                 let git = Git::in_dir(&dest);
                 git.run(&["update-ref", &format!("refs/remotes/origin/{base}"), &head])
                     .await?;
@@ -101,14 +113,12 @@ impl Workspaces {
                     .await?;
                 git::switch_to_task_branch(repo, base, branch, &dest).await?
             }
-            None => git::checkout_task(repo, base, branch, &dest).await?,
         };
         Ok(Provisioned { base_commit, kind })
     }
 
     /// Everything before the branch logic: the workspace directory exists and, when it is an
-    /// overlay, is mounted. Also the head of `base` when the workspace is a new overlay and the
-    /// remote has no `branch` yet (nothing to fetch).
+    /// overlay, is mounted; and how current its remote-tracking refs are.
     async fn prepare(
         &self,
         repo: &str,
@@ -116,14 +126,14 @@ impl Workspaces {
         branch: &str,
         task_id: &str,
         dest: &Path,
-    ) -> Result<(Kind, Option<String>), GitError> {
+    ) -> Result<(Kind, Refs), GitError> {
         let state = self.data.overlay(task_id);
         let recorded = std::fs::read_to_string(state.join("lower"))
             .ok()
             .map(PathBuf::from);
         if let Some(lower) = recorded {
             if overlay::is_mounted(dest).map_err(|e| io_error("mountinfo", dest, e))? {
-                return Ok((Kind::Overlay { base: lower }, None));
+                return Ok((Kind::Overlay { base: lower }, Refs::Stale));
             }
             if lower.join(".git").is_dir() {
                 // The mount is gone (a restarted worker in a new mount namespace, a reboot):
@@ -132,7 +142,7 @@ impl Workspaces {
                 match overlay::mount(&layers(&state, &lower), dest) {
                     Ok(()) => {
                         tracing::info!(task_id, "re-mounted the workspace overlay");
-                        return Ok((Kind::Overlay { base: lower }, None));
+                        return Ok((Kind::Overlay { base: lower }, Refs::Stale));
                     }
                     Err(err) => {
                         tracing::warn!(task_id, %err, "cannot re-mount the workspace overlay; making it anew")
@@ -147,7 +157,7 @@ impl Workspaces {
         if is_nonempty_dir(dest) {
             // A clone from before (the fallback, or an older worker): reuse it as a clone.
             let reason = "the workspace is an existing clone".into();
-            return Ok((Kind::Clone { reason }, None));
+            return Ok((Kind::Clone { reason }, Refs::Stale));
         }
         let reason = if !self.overlay {
             "overlay workspaces are disabled ([workspaces] overlay = false)".to_owned()
@@ -155,20 +165,24 @@ impl Workspaces {
             "mounting an overlay needs a root worker".to_owned()
         } else {
             match self.mount_new(repo, base, branch, task_id, dest).await? {
-                Ok((base, fresh)) => return Ok((Kind::Overlay { base }, fresh)),
+                Ok((base, refs)) => return Ok((Kind::Overlay { base }, refs)),
                 Err(reason) => reason,
             }
         };
         tracing::warn!(task_id, %reason, "workspace: falling back to a clone");
-        if let Err(err) = self.mirrors.clone_into(repo, dest).await {
-            // `checkout_task` clones the repository itself.
-            tracing::warn!(task_id, %err, "cannot clone through the repository's mirror");
-        }
-        Ok((Kind::Clone { reason }, None))
+        let refs = match self.mirrors.clone_into(repo, dest).await {
+            Ok(()) => Refs::Current,
+            Err(err) => {
+                // `checkout_task` clones the repository itself.
+                tracing::warn!(task_id, %err, "cannot clone through the repository's mirror");
+                Refs::Stale
+            }
+        };
+        Ok((Kind::Clone { reason }, refs))
     }
 
-    /// A new overlay on the base of origin/`base`'s head, and that head if the remote has no
-    /// `branch`. `Ok(Err(reason))`: no overlay, clone.
+    /// A new overlay on the base of origin/`base`'s head, with its refs (`NewOverlay` when the
+    /// remote has no `branch` yet, so nothing to fetch). `Ok(Err(reason))`: no overlay, clone.
     async fn mount_new(
         &self,
         repo: &str,
@@ -176,7 +190,7 @@ impl Workspaces {
         branch: &str,
         task_id: &str,
         dest: &Path,
-    ) -> Result<Result<(PathBuf, Option<String>), String>, GitError> {
+    ) -> Result<Result<(PathBuf, Refs), String>, GitError> {
         let heads = Bases::remote_heads(repo, &[base, branch]).await?;
         let (Some(head), checkpoint) = (heads[0].clone(), heads[1].clone()) else {
             return Err(GitError::bad_input(format!(
@@ -226,7 +240,11 @@ impl Workspaces {
                 tracing::info!(path = %removed.display(), "removed an unused workspace base");
             }
         }
-        Ok(Ok((lower, checkpoint.is_none().then_some(head))))
+        let refs = match checkpoint {
+            None => Refs::NewOverlay { head },
+            Some(_) => Refs::Stale,
+        };
+        Ok(Ok((lower, refs)))
     }
 
     fn newest_of(&self, repo: &str, branch: &str) -> Option<String> {
